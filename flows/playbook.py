@@ -1,0 +1,350 @@
+"""The playbook: stages, fields and exit checklists, loaded from TOML and validated.
+
+Every user-facing string is a table of translations (``{ zh = "…", en = "…" }``); the playbook
+names its languages and each string must carry all of them. Field and checklist ids are the keys
+answers are stored under, so they are unique across the whole playbook and never shown to users.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+Id = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+LocalText = dict[str, str]
+FieldType = Literal[
+    "text",
+    "number",
+    "money",
+    "percent",
+    "date",
+    "milestone",
+    "choice",
+    "multichoice",
+    "yesno",
+    "list",
+    "stakeholder",
+]
+CHOICE_TYPES = ("choice", "multichoice")
+DEAL_ATTRIBUTES = ("amount", "expected_close")
+DEFAULT_PLAYBOOK = "default.toml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Option(_Strict):
+    """One answer of a choice or multiple-choice field."""
+
+    id: Id
+    label: LocalText
+    # In a qualifying stage: picking this option puts the customer outside the target group.
+    qualifies: bool = True
+
+
+class Condition(_Strict):
+    """Ask a field only when an earlier answer matches (all given tests must hold)."""
+
+    field: Id
+    equals: str | int | float | bool | None = None
+    not_equals: str | int | float | bool | None = None
+    any_of: list[str | int | float | bool] | None = Field(default=None, alias="in")
+    answered: bool | None = None
+
+
+class FieldSpec(_Strict):
+    """A piece of information the rep is asked for."""
+
+    id: Id
+    type: FieldType
+    question: LocalText
+    help: LocalText | None = None
+    example: LocalText | None = None
+    required: bool = True
+    options: list[Option] = []
+    min: float | None = None
+    max: float | None = None
+    max_items: int | None = Field(default=None, ge=1)
+    ask_if: list[Condition] = []
+    # Mirror the answer onto a column of the deal (for digests and sorting).
+    deal_attribute: Literal["amount", "expected_close"] | None = None
+    # Date fields whose approach should trigger reminders (used by nudges).
+    remind: bool = False
+    # yes/no fields of a qualifying stage: the answer a target customer gives.
+    expect: bool | None = None
+
+
+class ChecklistItem(_Strict):
+    """An exit criterion, answered yes/no with an optional note as evidence."""
+
+    id: Id
+    text: LocalText
+
+
+class CoachingTopic(_Strict):
+    title: LocalText
+    questions: list[LocalText]
+
+
+class Stage(_Strict):
+    id: Id
+    name: LocalText
+    definition: LocalText
+    win_probability: int = Field(ge=0, le=100)
+    stale_after_days: int = Field(ge=1)
+    owners: list[LocalText]
+    # A qualifying stage is answered once, when a deal is opened, to check the target group.
+    qualifying: bool = False
+    fields: list[FieldSpec] = []
+    checklist: list[ChecklistItem] = []
+    coaching: list[CoachingTopic] = []
+    actions: list[LocalText] = []
+
+
+class Playbook(_Strict):
+    id: Id
+    version: int = Field(ge=1)
+    name: LocalText
+    languages: list[str] = Field(min_length=1)
+    default_language: str
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    stages: list[Stage] = Field(min_length=2)
+
+    # -- lookups ------------------------------------------------------------------------------
+    def stage(self, stage_id: str) -> Stage:
+        for stage in self.stages:
+            if stage.id == stage_id:
+                return stage
+        raise KeyError(stage_id)
+
+    def stage_index(self, stage_id: str) -> int:
+        return [s.id for s in self.stages].index(stage_id)
+
+    def field(self, field_id: str) -> FieldSpec:
+        for stage in self.stages:
+            for spec in stage.fields:
+                if spec.id == field_id:
+                    return spec
+        raise KeyError(field_id)
+
+    def checklist_item(self, item_id: str) -> ChecklistItem:
+        for stage in self.stages:
+            for item in stage.checklist:
+                if item.id == item_id:
+                    return item
+        raise KeyError(item_id)
+
+    def stage_of(self, key: str) -> Stage:
+        """The stage that defines a field or checklist item."""
+        for stage in self.stages:
+            if any(f.id == key for f in stage.fields) or any(i.id == key for i in stage.checklist):
+                return stage
+        raise KeyError(key)
+
+    @property
+    def first_open_stage(self) -> Stage:
+        """Where a new deal lands once qualified: the first stage that is not qualifying."""
+        return next(s for s in self.stages if not s.qualifying)
+
+    @property
+    def qualifying_stage(self) -> Stage | None:
+        return next((s for s in self.stages if s.qualifying), None)
+
+    @property
+    def won_stage(self) -> Stage:
+        return self.stages[-1]
+
+
+class PlaybookError(Exception):
+    """A playbook file that cannot be used; ``problems`` name the stage and field of each."""
+
+    def __init__(self, path: Path | str, problems: list[str]):
+        self.path = str(path)
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+def shipped_playbook_path() -> Path:
+    return Path(str(resources.files("flows") / "playbooks" / DEFAULT_PLAYBOOK))
+
+
+def load_playbook(path: Path | str | None = None) -> Playbook:
+    """Read and validate a playbook file.
+
+    Args:
+        path: a TOML playbook; None loads the shipped default.
+    Returns:
+        The validated playbook.
+    Raises:
+        PlaybookError: listing every problem, each naming the file, stage and field.
+    """
+    path = Path(path) if path else shipped_playbook_path()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PlaybookError(path, [f"cannot read the file: {exc.strerror}"]) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PlaybookError(path, [f"not valid TOML: {exc}"]) from exc
+    try:
+        playbook = Playbook.model_validate(raw)
+    except ValidationError as exc:
+        raise PlaybookError(path, [_describe(raw, e) for e in exc.errors()]) from exc
+    problems = _semantic_problems(playbook)
+    if problems:
+        raise PlaybookError(path, problems)
+    return playbook
+
+
+def _describe(raw: dict[str, Any], error: Any) -> str:
+    """Turn a pydantic error location into 'stage X › field Y › key: message'."""
+    parts: list[str] = []
+    node: Any = raw
+    for step in error["loc"]:
+        child = node[step] if isinstance(node, (dict, list)) and _has(node, step) else None
+        if isinstance(step, int):
+            ident = child.get("id") if isinstance(child, dict) else None
+            parts[-1] = f"{_singular(parts[-1])} {ident!r}" if ident else f"{parts[-1]}[{step + 1}]"
+        else:
+            parts.append(str(step))
+        node = child
+    where = " › ".join(parts) or "top level"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    return f"{where}: {message}"
+
+
+def _has(node: dict | list, step: Any) -> bool:
+    if isinstance(node, dict):
+        return step in node
+    return isinstance(step, int) and 0 <= step < len(node)
+
+
+def _singular(word: str) -> str:
+    return {"stages": "stage", "fields": "field", "checklist": "checklist item"}.get(
+        word, word.rstrip("s")
+    )
+
+
+def _semantic_problems(playbook: Playbook) -> list[str]:
+    problems: list[str] = []
+    if playbook.default_language not in playbook.languages:
+        problems.append(f"default_language {playbook.default_language!r} is not in languages")
+    problems += _translation_problems(playbook)
+    problems += _id_problems(playbook)
+    problems += _field_problems(playbook)
+    return problems
+
+
+def _translation_problems(playbook: Playbook) -> list[str]:
+    wanted = set(playbook.languages)
+    problems = []
+    for where, text in _texts(playbook):
+        missing = sorted(lang for lang in wanted if not text.get(lang, "").strip())
+        extra = sorted(set(text) - wanted)
+        if missing:
+            problems.append(f"{where}: missing translation {', '.join(missing)}")
+        if extra:
+            problems.append(f"{where}: language {', '.join(extra)} is not in languages")
+    return problems
+
+
+def _texts(playbook: Playbook):
+    """Every translated string with a readable location."""
+    yield "name", playbook.name
+    for stage in playbook.stages:
+        at = f"stage {stage.id!r}"
+        yield f"{at} › name", stage.name
+        yield f"{at} › definition", stage.definition
+        for n, owner in enumerate(stage.owners, 1):
+            yield f"{at} › owners[{n}]", owner
+        for spec in stage.fields:
+            here = f"{at} › field {spec.id!r}"
+            yield f"{here} › question", spec.question
+            if spec.help:
+                yield f"{here} › help", spec.help
+            if spec.example:
+                yield f"{here} › example", spec.example
+            for option in spec.options:
+                yield f"{here} › option {option.id!r}", option.label
+        for item in stage.checklist:
+            yield f"{at} › checklist item {item.id!r}", item.text
+        for n, topic in enumerate(stage.coaching, 1):
+            yield f"{at} › coaching[{n}] › title", topic.title
+            for m, question in enumerate(topic.questions, 1):
+                yield f"{at} › coaching[{n}] › questions[{m}]", question
+        for n, action in enumerate(stage.actions, 1):
+            yield f"{at} › actions[{n}]", action
+
+
+def _id_problems(playbook: Playbook) -> list[str]:
+    problems = []
+    seen_stages: set[str] = set()
+    seen_keys: dict[str, str] = {}
+    for stage in playbook.stages:
+        if stage.id in seen_stages:
+            problems.append(f"stage {stage.id!r}: duplicate stage id")
+        seen_stages.add(stage.id)
+        keys = [("field", f.id) for f in stage.fields] + [
+            ("checklist item", i.id) for i in stage.checklist
+        ]
+        for kind, key in keys:
+            if key in seen_keys:
+                problems.append(
+                    f"stage {stage.id!r} › {kind} {key!r}: duplicate id "
+                    f"(already used in stage {seen_keys[key]!r})"
+                )
+            seen_keys.setdefault(key, stage.id)
+    return problems
+
+
+def _field_problems(playbook: Playbook) -> list[str]:
+    problems = []
+    earlier: dict[str, FieldSpec] = {}
+    for stage in playbook.stages:
+        for spec in stage.fields:
+            where = f"stage {stage.id!r} › field {spec.id!r}"
+            problems += [f"{where} › {p}" for p in _options_problems(spec)]
+            for cond in spec.ask_if:
+                problems += [f"{where} › ask_if: {p}" for p in _condition_problems(cond, earlier)]
+            if spec.deal_attribute == "amount" and spec.type != "money":
+                problems.append(f"{where} › deal_attribute 'amount' needs type 'money'")
+            if spec.deal_attribute == "expected_close" and spec.type != "date":
+                problems.append(f"{where} › deal_attribute 'expected_close' needs type 'date'")
+            if spec.remind and spec.type not in ("date", "milestone"):
+                problems.append(f"{where} › remind works only on date and milestone fields")
+            if spec.expect is not None and spec.type != "yesno":
+                problems.append(f"{where} › expect works only on yesno fields")
+            earlier[spec.id] = spec
+    return problems
+
+
+def _condition_problems(cond: Condition, earlier: dict[str, FieldSpec]) -> list[str]:
+    target = earlier.get(cond.field)
+    if target is None:
+        return [
+            f"names unknown field {cond.field!r} (it must be a field defined earlier in the playbook)"
+        ]
+    if target.type not in CHOICE_TYPES:
+        return []
+    options = {o.id for o in target.options}
+    values = [cond.equals, cond.not_equals, *(cond.any_of or [])]
+    unknown = sorted(str(v) for v in values if v is not None and v not in options)
+    return [f"{', '.join(unknown)} is not an option of field {cond.field!r}"] if unknown else []
+
+
+def _options_problems(spec: FieldSpec) -> list[str]:
+    if spec.type not in CHOICE_TYPES:
+        return ["options are only allowed on choice and multichoice fields"] if spec.options else []
+    if len(spec.options) < 2:
+        return [f"a {spec.type} field needs at least two options"]
+    ids = [o.id for o in spec.options]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    return [f"duplicate option id {', '.join(dupes)}"] if dupes else []
