@@ -1,0 +1,104 @@
+"""Engines, migrations and transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlmodel import Session
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_SQLITE_PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=5000")
+
+
+def make_engine(url: str, **engine_kwargs: Any) -> Engine:
+    """Create an engine for a SQLite or PostgreSQL URL.
+
+    SQLite: the parent folder of a file database is created and every connection gets WAL
+    journaling, foreign keys and a 5 s busy timeout. PostgreSQL: ``postgresql://`` (and
+    ``postgres://``) URLs use psycopg 3, with ``pool_pre_ping``.
+
+    Args:
+        url: A SQLAlchemy database URL.
+        **engine_kwargs: Extra arguments for ``sqlalchemy.create_engine`` (e.g. ``connect_args``).
+
+    Returns:
+        The engine.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() in ("postgresql", "postgres"):
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        engine_kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(parsed, **engine_kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        _make_sqlite_folder(parsed)
+        engine = create_engine(parsed, **engine_kwargs)
+        event.listen(engine, "connect", _set_sqlite_pragmas)
+        return engine
+    return create_engine(parsed, **engine_kwargs)
+
+
+def _make_sqlite_folder(url: URL) -> None:
+    database = url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(f"PRAGMA {pragma}")
+    finally:
+        cursor.close()
+
+
+def alembic_config() -> Config:
+    """Build the Alembic configuration of the ``storage/migrations`` folder (no alembic.ini).
+
+    Returns:
+        A config whose ``script_location`` is the migrations folder inside the package.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run the Alembic migrations up to ``revision`` (a no-op when already there).
+
+    Args:
+        engine: The database to migrate.
+        revision: The target revision; the newest by default.
+    """
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """Open a session that commits when the block succeeds and rolls back when it raises.
+
+    Args:
+        engine: The database.
+
+    Returns:
+        A context manager yielding the session (objects stay usable after the commit).
+    """
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

@@ -1,0 +1,195 @@
+"""Database tables.
+
+Every timestamp is stored timezone-aware in UTC (``UTCDateTime``), Telegram ids and money are
+BIGINT, and answers / dialog state are JSON (JSONB on PostgreSQL). Nothing here knows about
+Telegram objects or playbook classes: only ids and JSON values.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Index,
+    String,
+    UniqueConstraint,
+    false,
+    text,
+    true,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+ROLES = ("rep", "manager", "admin")
+LANGUAGES = ("zh", "en")
+DEAL_STATUSES = ("open", "won", "lost")
+STAGE_CHANGE_KINDS = ("open", "advance", "back", "lost", "won", "reopen")
+
+# Deterministic constraint names, so later (batch) migrations can address them.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A ``TIMESTAMP WITH TIME ZONE`` that only accepts aware datetimes and returns UTC ones.
+
+    SQLite has no time zones, so values are stored there as naive UTC and made aware on read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONValue = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Team(SQLModel, table=True):
+    """A sales team; deal numbers are counted per team."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    next_deal_number: int = Field(default=1, sa_column_kwargs={"server_default": text("1")})
+    created_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
+
+
+class Member(SQLModel, table=True):
+    """A Telegram user's membership in a team."""
+
+    __table_args__ = (
+        UniqueConstraint("team_id", "telegram_user_id"),
+        CheckConstraint(_in("role", ROLES), name="role"),
+        CheckConstraint(_in("language", LANGUAGES), name="language"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    telegram_user_id: int = Field(sa_type=BigInteger, index=True)
+    display_name: str
+    role: str = Field(default="rep", sa_type=String(16))
+    language: str = Field(default="en", sa_type=String(8))
+    timezone: str = Field(default="UTC", sa_type=String(64))
+    active: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
+    created_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
+
+
+class Deal(SQLModel, table=True):
+    """A sales opportunity walked through the playbook's stages."""
+
+    __table_args__ = (
+        UniqueConstraint("team_id", "number"),
+        Index("ix_deal_team_id_status", "team_id", "status"),
+        Index("ix_deal_owner_id_updated_at", "owner_id", "updated_at"),
+        CheckConstraint(_in("status", DEAL_STATUSES), name="status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id")
+    number: int
+    name: str
+    customer: str
+    owner_id: int = Field(foreign_key="member.id")
+    stage_id: str = Field(sa_type=String(64))
+    status: str = Field(default="open", sa_type=String(8))
+    amount_minor: int | None = Field(default=None, sa_type=BigInteger)
+    currency: str = Field(sa_type=String(3))
+    expected_close: date | None = None
+    lost_reason: str | None = None
+    outside_target: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    outside_target_reason: str | None = None
+    created_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
+
+
+class Answer(SQLModel, table=True):
+    """The current value of one playbook field or checklist item of a deal."""
+
+    __table_args__ = (UniqueConstraint("deal_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    deal_id: int = Field(foreign_key="deal.id", ondelete="CASCADE")
+    key: str = Field(sa_type=String(64))
+    value: Any = Field(sa_type=JSONValue, nullable=False)
+    updated_by: int = Field(foreign_key="member.id")
+    updated_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
+
+
+class AnswerChange(SQLModel, table=True):
+    """Append-only history of answers; ``None`` means "no answer" (before or after)."""
+
+    __tablename__ = "answer_change"
+    __table_args__ = (Index("ix_answer_change_deal_id_key", "deal_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    deal_id: int = Field(foreign_key="deal.id", ondelete="CASCADE")
+    key: str = Field(sa_type=String(64))
+    old_value: Any | None = Field(default=None, sa_type=JSONValue)
+    new_value: Any | None = Field(default=None, sa_type=JSONValue)
+    changed_by: int = Field(foreign_key="member.id")
+    changed_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
+
+
+class StageChange(SQLModel, table=True):
+    """Append-only history of a deal's stage and status moves."""
+
+    __tablename__ = "stage_change"
+    __table_args__ = (CheckConstraint(_in("kind", STAGE_CHANGE_KINDS), name="kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    deal_id: int = Field(foreign_key="deal.id", ondelete="CASCADE", index=True)
+    from_stage: str | None = Field(default=None, sa_type=String(64))
+    to_stage: str = Field(sa_type=String(64))
+    kind: str = Field(sa_type=String(8))
+    changed_by: int = Field(foreign_key="member.id")
+    changed_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
+    reason: str | None = None
+    override: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+
+
+class Conversation(SQLModel, table=True):
+    """Where a member is in the dialog: the deal in focus, the open question, opaque state."""
+
+    member_id: int = Field(
+        primary_key=True,
+        foreign_key="member.id",
+        ondelete="CASCADE",
+        sa_column_kwargs={"autoincrement": False},
+    )
+    deal_id: int | None = Field(default=None, foreign_key="deal.id", ondelete="SET NULL")
+    question: str | None = Field(default=None, sa_type=String(64))
+    state: dict[str, Any] = Field(default_factory=dict, sa_type=JSONValue, nullable=False)
+    updated_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,464 @@
+"""Tests of storage/: migrations, column types, and the data access functions."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, delete, inspect, text
+from sqlalchemy.exc import IntegrityError, StatementError
+from sqlmodel import Session, SQLModel, select
+
+from storage.answers import delete_answer, get_answers, list_answer_changes, save_answer
+from storage.conversations import clear_conversation, get_conversation, save_conversation
+from storage.db import alembic_config, make_engine, transaction, upgrade
+from storage.deals import (
+    change_stage,
+    create_deal,
+    get_deal,
+    get_deal_by_number,
+    list_deals,
+    list_stage_changes,
+    set_deal_attributes,
+)
+from storage.errors import NotFoundError
+from storage.models import Answer, Deal, Member
+from storage.teams import (
+    get_member,
+    get_member_by_telegram_id,
+    get_team,
+    get_team_by_name,
+    list_members,
+    update_member,
+)
+from tests.factories import NOW, make_deal, make_member, make_team
+
+TABLES = {"team", "member", "deal", "answer", "answer_change", "stage_change", "conversation"}
+LATER = NOW + timedelta(hours=1)
+
+
+def _setup(session: Session) -> tuple[Any, Any, Any]:
+    team = make_team(session)
+    member = make_member(session, team)
+    deal = make_deal(session, team, member)
+    session.commit()
+    return team, member, deal
+
+
+# --- migrations and engines -----------------------------------------------------------------
+
+
+def test_migrations_create_all_tables_and_match_models(engine: Engine) -> None:
+    upgrade(engine)  # a second run is a no-op
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    with engine.connect() as conn:
+        assert set(inspect(conn).get_table_names()) >= TABLES
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [(head,)]
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, SQLModel.metadata) == []
+
+
+def test_sqlite_journal_mode_is_wal_with_foreign_keys(sqlite_engine: Engine) -> None:
+    with sqlite_engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+
+
+def test_sqlite_enforces_foreign_keys(sqlite_session: Session) -> None:
+    team = make_team(sqlite_session)
+    member = make_member(sqlite_session, team)
+    sqlite_session.add(Answer(deal_id=999, key="budget", value=1, updated_by=member.id))
+    with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+        sqlite_session.flush()
+
+
+def test_make_engine_creates_sqlite_folder(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'a' / 'b' / 'x.db'}")
+    try:
+        with engine.connect():
+            pass
+        assert (tmp_path / "a" / "b" / "x.db").exists()
+    finally:
+        engine.dispose()
+
+
+def test_make_engine_uses_psycopg3_for_postgresql_urls() -> None:
+    engine = make_engine("postgresql://u@localhost:1/db")
+    try:
+        assert engine.url.drivername == "postgresql+psycopg"
+        assert engine.pool._pre_ping is True
+    finally:
+        engine.dispose()
+
+
+def test_transaction_commits_or_rolls_back(engine: Engine) -> None:
+    with transaction(engine) as session:
+        make_team(session, name="Kept")
+    with pytest.raises(RuntimeError), transaction(engine) as session:
+        make_team(session, name="Dropped")
+        raise RuntimeError("boom")
+    with Session(engine) as session:
+        assert get_team_by_name(session, name="Kept") is not None
+        assert get_team_by_name(session, name="Dropped") is None
+
+
+# --- column types ---------------------------------------------------------------------------
+
+
+def test_big_telegram_ids_round_trip(engine: Engine, session: Session) -> None:
+    big = 2**52 - 1
+    team = make_team(session)
+    member = make_member(session, team, telegram_user_id=big)
+    session.commit()
+    with Session(engine) as fresh:
+        found = get_member_by_telegram_id(fresh, telegram_user_id=big)
+        assert found is not None and found.id == member.id
+        assert found.telegram_user_id == big
+
+
+def test_money_round_trips_exactly(engine: Engine, session: Session) -> None:
+    _, _, deal = _setup(session)
+    set_deal_attributes(session, deal_id=deal.id, now=LATER, amount_minor=12345678901)
+    session.commit()
+    with Session(engine) as fresh:
+        stored = get_deal(fresh, deal_id=deal.id)
+        assert stored is not None
+        assert stored.amount_minor == 12345678901
+        assert stored.currency == "CNY"
+
+
+def test_timestamps_come_back_aware_utc(engine: Engine, session: Session) -> None:
+    shanghai = timezone(timedelta(hours=8))
+    team = make_team(session, now=datetime(2025, 3, 3, 17, 30, tzinfo=shanghai))
+    session.commit()
+    with Session(engine) as fresh:
+        stored = get_team(fresh, team_id=team.id)
+        assert stored is not None
+        assert stored.created_at == NOW
+        assert stored.created_at.utcoffset() == timedelta(0)
+
+
+def test_naive_timestamps_are_refused(sqlite_session: Session) -> None:
+    with pytest.raises(StatementError, match="naive datetime"):
+        make_team(sqlite_session, now=datetime(2025, 1, 1))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"a": 1, "nested": {"b": [1, 2]}}, ["x", "y"], True, False, "文本", 0, 42, 1.5, []],
+    ids=repr,
+)
+def test_json_values_round_trip(engine: Engine, session: Session, value: Any) -> None:
+    _, member, deal = _setup(session)
+    save_answer(session, deal_id=deal.id, key="k", value=value, member_id=member.id, now=LATER)
+    session.commit()
+    with Session(engine) as fresh:
+        stored = get_answers(fresh, deal_id=deal.id)["k"]
+        assert stored == value
+        assert type(stored) is type(value)
+
+
+# --- teams ----------------------------------------------------------------------------------
+
+
+def test_members_lookup_list_and_update(session: Session) -> None:
+    old_team, new_team = make_team(session), make_team(session)
+    make_member(session, old_team, telegram_user_id=7, role="manager")
+    newer = make_member(session, new_team, telegram_user_id=7, now=LATER)
+    make_member(session, new_team)
+    assert get_member_by_telegram_id(session, telegram_user_id=7) == newer
+    update_member(session, member_id=newer.id, active=False, language="zh")
+    found = get_member_by_telegram_id(session, telegram_user_id=7)
+    assert found is not None and found.team_id == old_team.id
+    assert get_member(session, member_id=newer.id).language == "zh"  # type: ignore[union-attr]
+    assert get_member_by_telegram_id(session, telegram_user_id=8) is None
+    assert [m.role for m in list_members(session, team_id=old_team.id)] == ["manager"]
+    assert len(list_members(session, team_id=new_team.id, role="rep")) == 2
+    with pytest.raises(TypeError):
+        update_member(session, member_id=newer.id, team_id=old_team.id)
+    with pytest.raises(NotFoundError):
+        update_member(session, member_id=12345, active=False)
+
+
+def test_telegram_id_is_unique_per_team(session: Session) -> None:
+    team = make_team(session)
+    make_member(session, team, telegram_user_id=5)
+    with pytest.raises(IntegrityError):
+        make_member(session, team, telegram_user_id=5)
+
+
+# --- deals ----------------------------------------------------------------------------------
+
+
+def test_deal_numbers_count_per_team(session: Session) -> None:
+    team_a, team_b = make_team(session), make_team(session)
+    rep_a, rep_b = make_member(session, team_a), make_member(session, team_b)
+    numbers_a = [make_deal(session, team_a, rep_a).number for _ in range(3)]
+    numbers_b = [make_deal(session, team_b, rep_b).number for _ in range(2)]
+    session.commit()
+    assert numbers_a == [1, 2, 3]
+    assert numbers_b == [1, 2]
+    found = get_deal_by_number(session, team_id=team_b.id, number=2)
+    assert found is not None and found.team_id == team_b.id
+    assert get_deal_by_number(session, team_id=team_b.id, number=3) is None
+    with pytest.raises(NotFoundError):
+        make_deal(session, team_a, rep_a, team_id=999)
+
+
+def test_concurrent_deal_creation_gets_distinct_numbers(engine: Engine, session: Session) -> None:
+    team = make_team(session)
+    owner = make_member(session, team)
+    session.commit()
+    barrier = threading.Barrier(8)
+    numbers: list[int] = []
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            barrier.wait(timeout=10)
+            with transaction(engine) as own:
+                deal = create_deal(
+                    own,
+                    team_id=team.id,
+                    owner_id=owner.id,
+                    name="Parallel",
+                    customer="Acme",
+                    stage_id="qualify",
+                    currency="CNY",
+                    now=NOW,
+                )
+                numbers.append(deal.number)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert sorted(numbers) == list(range(1, 9))
+
+
+def test_list_deals_filters_and_orders_by_update(session: Session) -> None:
+    team = make_team(session)
+    alice, bob = make_member(session, team), make_member(session, team)
+    first = make_deal(session, team, alice)
+    second = make_deal(session, team, bob)
+    third = make_deal(session, team, alice)
+    set_deal_attributes(session, deal_id=first.id, now=LATER, outside_target=True)
+    change_stage(
+        session, deal_id=third.id, to_stage="qualify", kind="lost", member_id=alice.id, now=LATER
+    )
+    assert list_deals(session, team_id=team.id) == [first, second]
+    assert list_deals(session, team_id=team.id, owner_id=alice.id) == [first]
+    assert list_deals(session, team_id=team.id, statuses=None) == [third, first, second]
+    assert list_deals(session, team_id=team.id, statuses=("lost",)) == [third]
+
+
+def test_set_deal_attributes_sets_only_what_is_passed(engine: Engine, session: Session) -> None:
+    _, _, deal = _setup(session)
+    set_deal_attributes(
+        session,
+        deal_id=deal.id,
+        now=LATER,
+        amount_minor=500,
+        expected_close=date(2025, 6, 30),
+        outside_target=True,
+        outside_target_reason="too small",
+    )
+    set_deal_attributes(session, deal_id=deal.id, now=LATER, amount_minor=None)
+    session.commit()
+    with Session(engine) as fresh:
+        stored = get_deal(fresh, deal_id=deal.id)
+        assert stored is not None
+        assert stored.amount_minor is None
+        assert stored.expected_close == date(2025, 6, 30)
+        assert stored.outside_target is True
+        assert stored.outside_target_reason == "too small"
+        assert stored.updated_at == LATER
+    with pytest.raises(NotFoundError):
+        set_deal_attributes(session, deal_id=999, now=LATER, amount_minor=1)
+
+
+def test_change_stage_records_history_and_status(engine: Engine, session: Session) -> None:
+    _, member, deal = _setup(session)
+    steps = [
+        ("discover", "advance", None, False),
+        ("qualify", "back", None, False),
+        ("propose", "advance", "manager said so", True),
+        ("propose", "lost", "budget cut", False),
+        ("propose", "reopen", None, False),
+        ("close", "won", None, False),
+    ]
+    for minutes, (stage, kind, reason, override) in enumerate(steps, start=1):
+        change_stage(
+            session,
+            deal_id=deal.id,
+            to_stage=stage,
+            kind=kind,
+            member_id=member.id,
+            now=NOW + timedelta(minutes=minutes),
+            reason=reason,
+            override=override,
+        )
+        if kind == "lost":
+            assert (deal.status, deal.lost_reason) == ("lost", "budget cut")
+        if kind == "reopen":
+            assert (deal.status, deal.lost_reason) == ("open", None)
+    session.commit()
+    with Session(engine) as fresh:
+        stored = get_deal(fresh, deal_id=deal.id)
+        assert stored is not None
+        assert (stored.stage_id, stored.status) == ("close", "won")
+        assert stored.updated_at == NOW + timedelta(minutes=6)
+        history = list_stage_changes(fresh, deal_id=deal.id)
+    assert [(c.from_stage, c.to_stage, c.kind) for c in history] == [
+        (None, "qualify", "open"),
+        ("qualify", "discover", "advance"),
+        ("discover", "qualify", "back"),
+        ("qualify", "propose", "advance"),
+        ("propose", "propose", "lost"),
+        ("propose", "propose", "reopen"),
+        ("propose", "close", "won"),
+    ]
+    assert [c.reason for c in history if c.reason] == ["manager said so", "budget cut"]
+    assert [c.override for c in history].count(True) == 1
+    with pytest.raises(ValueError):
+        change_stage(session, deal_id=deal.id, to_stage="x", kind="jump", member_id=1, now=NOW)
+
+
+# --- answers --------------------------------------------------------------------------------
+
+
+def test_save_answer_upserts_and_records_history_only_on_change(
+    engine: Engine, session: Session
+) -> None:
+    _, member, deal = _setup(session)
+
+    def save(value: Any, minutes: int) -> bool:
+        now = NOW + timedelta(minutes=minutes)
+        return save_answer(
+            session, deal_id=deal.id, key="budget", value=value, member_id=member.id, now=now
+        )
+
+    assert save(100, 1) is True
+    assert save(100, 2) is False
+    assert save({"amount": 200}, 3) is True
+    assert save({"amount": 200}, 4) is False
+    assert save(1, 5) is True
+    assert save(True, 6) is True  # JSON true is not 1
+    session.commit()
+    with Session(engine) as fresh:
+        assert get_answers(fresh, deal_id=deal.id) == {"budget": True}
+        assert len(fresh.exec(select(Answer)).all()) == 1
+        history = list_answer_changes(fresh, deal_id=deal.id, key="budget")
+        stored = get_deal(fresh, deal_id=deal.id)
+        assert stored is not None and stored.updated_at == NOW + timedelta(minutes=6)
+    assert [(c.old_value, c.new_value) for c in history] == [
+        (None, 100),
+        (100, {"amount": 200}),
+        ({"amount": 200}, 1),
+        (1, True),
+    ]
+    assert [c.changed_at for c in history] == [NOW + timedelta(minutes=m) for m in (1, 3, 5, 6)]
+    assert all(c.changed_by == member.id for c in history)
+
+
+def test_delete_answer_records_removal(session: Session) -> None:
+    _, member, deal = _setup(session)
+    kwargs = {"deal_id": deal.id, "member_id": member.id, "now": LATER}
+    save_answer(session, key="a", value=["x"], **kwargs)
+    save_answer(session, key="b", value="keep", **kwargs)
+    assert delete_answer(session, key="a", **kwargs) is True
+    assert delete_answer(session, key="a", **kwargs) is False
+    assert save_answer(session, key="b", value=None, **kwargs) is True
+    session.commit()
+    assert get_answers(session, deal_id=deal.id) == {}
+    changes = list_answer_changes(session, deal_id=deal.id)
+    assert [(c.key, c.old_value, c.new_value) for c in changes] == [
+        ("a", None, ["x"]),
+        ("b", None, "keep"),
+        ("a", ["x"], None),
+        ("b", "keep", None),
+    ]
+
+
+def test_answers_returned_are_copies(session: Session) -> None:
+    _, member, deal = _setup(session)
+    kwargs = {"deal_id": deal.id, "key": "people", "member_id": member.id, "now": LATER}
+    save_answer(session, value=[{"name": "Li"}], **kwargs)
+    answers = get_answers(session, deal_id=deal.id)
+    answers["people"].append({"name": "Wang"})
+    assert save_answer(session, value=answers["people"], **kwargs) is True
+    assert len(get_answers(session, deal_id=deal.id)["people"]) == 2
+
+
+def test_save_answer_for_missing_deal_fails(session: Session) -> None:
+    with pytest.raises(NotFoundError):
+        save_answer(session, deal_id=404, key="k", value=1, member_id=1, now=NOW)
+
+
+def test_deleting_a_deal_cascades_to_answers(engine: Engine, session: Session) -> None:
+    _, member, deal = _setup(session)
+    save_answer(session, deal_id=deal.id, key="k", value=1, member_id=member.id, now=LATER)
+    session.commit()
+    with transaction(engine) as own:
+        own.exec(delete(Deal))
+    with Session(engine) as fresh:
+        assert fresh.exec(select(Answer)).all() == []
+
+
+# --- conversations --------------------------------------------------------------------------
+
+
+def test_conversation_upsert_and_clear(engine: Engine, session: Session) -> None:
+    _, member, deal = _setup(session)
+    save_conversation(session, member_id=member.id, deal_id=None, question=None, state={}, now=NOW)
+    session.commit()
+    state = {"mode": "asking", "queue": ["budget", "timeline"], "retries": 0}
+    save_conversation(
+        session, member_id=member.id, deal_id=deal.id, question="budget", state=state, now=LATER
+    )
+    session.commit()
+    with Session(engine) as fresh:
+        conversation = get_conversation(fresh, member_id=member.id)
+        assert conversation is not None
+        assert (conversation.deal_id, conversation.question) == (deal.id, "budget")
+        assert conversation.state == state
+        assert conversation.updated_at == LATER
+        # Mutating the state that was read and saving it back is stored too.
+        conversation.state["retries"] = 1
+        save_conversation(
+            fresh,
+            member_id=member.id,
+            deal_id=deal.id,
+            question="budget",
+            state=conversation.state,
+            now=LATER,
+        )
+        fresh.commit()
+    with Session(engine) as fresh:
+        conversation = get_conversation(fresh, member_id=member.id)
+        assert conversation is not None and conversation.state["retries"] == 1
+        assert clear_conversation(fresh, member_id=member.id) is True
+        assert clear_conversation(fresh, member_id=member.id) is False
+        fresh.commit()
+        assert get_conversation(fresh, member_id=member.id) is None
+
+
+def test_unknown_ids_read_as_none(session: Session) -> None:
+    assert get_team(session, team_id=1) is None
+    assert get_team_by_name(session, name="nobody") is None
+    assert get_member(session, member_id=1) is None
+    assert get_deal(session, deal_id=1) is None
+    assert get_answers(session, deal_id=1) == {}
+    assert get_conversation(session, member_id=1) is None
+    assert session.exec(select(Deal)).all() == [] and session.exec(select(Member)).all() == []
