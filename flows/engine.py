@@ -196,10 +196,14 @@ def _run_order(playbook: Playbook, stage_id: str, answers: Answers):
 
 def _gap_questions(stage: Stage, answers: Answers):
     for question in questions_of(stage, answers):
-        if question.spec and question.spec.required and not is_answered(answers, question.key):
+        if _is_gap(question, answers):
             yield question
-        elif question.item and not is_checked(answers, question.key):
-            yield question
+
+
+def _is_gap(question: Question, answers: Answers) -> bool:
+    if question.item is not None:
+        return not is_checked(answers, question.key)
+    return question.spec.required and not is_answered(answers, question.key)
 
 
 def question_for(playbook: Playbook, key: str) -> Question:

@@ -329,9 +329,7 @@ def _field_problems(playbook: Playbook) -> list[str]:
 def _condition_problems(cond: Condition, earlier: dict[str, FieldSpec]) -> list[str]:
     target = earlier.get(cond.field)
     if target is None:
-        return [
-            f"names unknown field {cond.field!r} (it must be a field defined earlier in the playbook)"
-        ]
+        return [f"names unknown field {cond.field!r} (it must be defined earlier in the playbook)"]
     if target.type not in CHOICE_TYPES:
         return []
     options = {o.id for o in target.options}

@@ -7,8 +7,13 @@ from flows.playbook import FieldSpec, Stage, load_playbook
 
 PLAYBOOK = load_playbook()
 STAGE_IDS = [s.id for s in PLAYBOOK.stages]
-PERSON = {"name": "王总", "title": "CIO", "role": "decision_maker", "influence": "high",
-          "attitude": 2}
+PERSON = {
+    "name": "王总",
+    "title": "CIO",
+    "role": "decision_maker",
+    "influence": "high",
+    "attitude": 2,
+}
 
 
 def sample(spec: FieldSpec):
@@ -157,4 +162,7 @@ def test_qualification_names_each_answer_outside_the_target_group():
     good = {"industry": "finance", "needs_training_it": True, "fits_profile": True}
     assert engine.qualification_misses(PLAYBOOK, good) == []
     bad = {**good, "industry": "other", "fits_profile": False}
-    assert [f.id for f in engine.qualification_misses(PLAYBOOK, bad)] == ["industry", "fits_profile"]
+    assert [f.id for f in engine.qualification_misses(PLAYBOOK, bad)] == [
+        "industry",
+        "fits_profile",
+    ]

@@ -1,0 +1,54 @@
+"""Who may see which deal: reps their own, managers and admins their team's."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlmodel import Session
+
+from storage.deals import get_deal, get_deal_by_number, list_deals
+from storage.models import Deal, Member
+
+log = logging.getLogger(__name__)
+MANAGING_ROLES = ("manager", "admin")
+WORKING_STATUSES = ("open", "won")
+
+
+def can_see(member: Member, deal: Deal) -> bool:
+    if deal.team_id != member.team_id:
+        return False
+    return member.role in MANAGING_ROLES or deal.owner_id == member.id
+
+
+def visible_deals(session: Session, member: Member) -> list[Deal]:
+    """Open and won deals the member may work on, most recently updated first."""
+    owner = None if member.role in MANAGING_ROLES else member.id
+    return list_deals(session, team_id=member.team_id, owner_id=owner, statuses=WORKING_STATUSES)
+
+
+def deal_for(session: Session, member: Member, deal_id: int) -> Deal | None:
+    """A deal by database id (from a button), or None if it is not the member's to see."""
+    deal = get_deal(session, deal_id=deal_id)
+    if deal is None or not can_see(member, deal):
+        log.warning("member %s asked for deal %s they may not see", member.id, deal_id)
+        return None
+    return deal
+
+
+def find_deal(session: Session, member: Member, ref: str) -> tuple[Deal | None, list[Deal]]:
+    """A deal named by its number (``12``, ``#12``) or a unique part of its name or customer.
+
+    Returns:
+        The deal, or None with the candidates when the reference is ambiguous.
+    """
+    number = ref.removeprefix("#")
+    if number.isdigit() and len(number) < 10:
+        deal = get_deal_by_number(session, team_id=member.team_id, number=int(number))
+        return (deal, []) if deal is not None and can_see(member, deal) else (None, [])
+    needle = ref.casefold()
+    matches = [
+        d
+        for d in visible_deals(session, member)
+        if needle in d.name.casefold() or needle in d.customer.casefold()
+    ]
+    return (matches[0], []) if len(matches) == 1 else (None, matches)

@@ -1,0 +1,29 @@
+"""Wiring: settings, database and playbook put together for the chat and the bot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from bot.config import Settings, load_settings
+from bot.dialog import Dialog
+from flows.playbook import Playbook, load_playbook
+from storage.db import make_engine, upgrade
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    playbook: Playbook
+    dialog: Dialog
+
+
+def build_app(settings: Settings | None = None) -> App:
+    """Load settings and the playbook, open and migrate the database."""
+    settings = settings or load_settings()
+    playbook = load_playbook(settings.playbook.path or None)
+    engine = make_engine(settings.database.url)
+    upgrade(engine)
+    return App(settings, engine, playbook, Dialog(engine, playbook))

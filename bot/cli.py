@@ -1,0 +1,121 @@
+"""The ``stagecoach`` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.app import build_app
+from bot.config import ConfigError, load_settings
+from bot.terminal import TerminalChat, demo_sender
+from flows.i18n import t
+from flows.playbook import PlaybookError, load_playbook
+from storage.db import make_engine, upgrade
+
+app = typer.Typer(help="StageCoach: a chat-first sales coach.", no_args_is_help=True)
+playbook_app = typer.Typer(help="Check playbooks.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the database.", no_args_is_help=True)
+app.add_typer(playbook_app, name="playbook")
+app.add_typer(db_app, name="db")
+
+
+class Role(StrEnum):
+    rep = "rep"
+    manager = "manager"
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")] = False,
+):
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def chat(
+    role: Annotated[Role, typer.Option("--as", help="Play a rep or a manager.")] = Role.rep,
+) -> None:
+    """Try StageCoach in the terminal, as a member of a local demo team (no Telegram needed)."""
+    stagecoach = _build()
+    sender = demo_sender(stagecoach, role.value)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        language = stagecoach.settings.defaults.language
+        typer.echo(t(language, "terminal.welcome", role=role.value))
+    TerminalChat(stagecoach, sender, sys.stdout, echo=not interactive).run(_lines(interactive))
+
+
+def _lines(interactive: bool):
+    if not interactive:
+        yield from sys.stdin
+        return
+    while True:
+        try:
+            yield input("> ")
+        except (EOFError, KeyboardInterrupt):
+            typer.echo("")
+            return
+
+
+@playbook_app.command("check")
+def playbook_check(
+    path: Annotated[
+        Path | None, typer.Argument(help="Playbook file; default: the configured one.")
+    ] = None,
+) -> None:
+    """Validate a playbook: print OK, or every problem with its stage and field (exit 1)."""
+    if path is None:
+        configured = _settings().playbook.path
+        path = Path(configured) if configured else None
+    try:
+        playbook = load_playbook(path)
+    except PlaybookError as exc:
+        typer.echo(f"{exc.path}: {len(exc.problems)} problem(s)", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise typer.Exit(1) from exc
+    fields = sum(len(s.fields) + len(s.checklist) for s in playbook.stages)
+    where = path or "shipped playbook"
+    typer.echo(
+        f"OK {where}: {len(playbook.stages)} stages, {fields} questions, "
+        f"languages {', '.join(playbook.languages)}"
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database to the newest schema."""
+    url = _settings().database.url
+    upgrade(make_engine(url))
+    typer.echo(f"Database is up to date: {_redact(url)}")
+
+
+def _settings():
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        typer.echo(f"Config error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _build():
+    try:
+        return build_app(_settings())
+    except PlaybookError as exc:
+        typer.echo(f"Playbook error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _redact(url: str) -> str:
+    """A database URL without its password, for printing."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

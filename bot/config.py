@@ -1,0 +1,99 @@
+"""Settings: ``config.toml`` validated once at start-up, with environment overrides."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from flows.i18n import LANGUAGES
+
+CONFIG_ENV = "STAGECOACH_CONFIG"
+DATABASE_ENV = "DATABASE_URL"
+DEFAULT_CONFIG = Path("config.toml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    url: str = Field("sqlite:///data/stagecoach.db", description="SQLAlchemy database URL")
+
+
+class PlaybookSettings(_Section):
+    path: str = Field("", description="a team playbook file; empty for the shipped one")
+
+
+class DefaultSettings(_Section):
+    language: str = "zh"
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        if value not in LANGUAGES:
+            raise ValueError(f"must be one of {', '.join(LANGUAGES)}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class Settings(_Section):
+    database: DatabaseSettings = DatabaseSettings()
+    playbook: PlaybookSettings = PlaybookSettings()
+    defaults: DefaultSettings = DefaultSettings()
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read the config file (``STAGECOACH_CONFIG`` or ./config.toml) and apply overrides.
+
+    Relative SQLite and playbook paths are taken relative to the config file's folder.
+    """
+    path = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    raw = _read(path) if path.exists() or os.environ.get(CONFIG_ENV) else {}
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc
+    base = path.resolve().parent
+    settings.database.url = _resolve_sqlite(
+        os.environ.get(DATABASE_ENV) or settings.database.url, base
+    )
+    if settings.playbook.path:
+        settings.playbook.path = str(base / settings.playbook.path)
+    return settings
+
+
+def _read(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+
+
+def _resolve_sqlite(url: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == "sqlite:///:memory:":
+        return url
+    file = Path(url.removeprefix(prefix))
+    return url if file.is_absolute() else prefix + str(base / file)

@@ -1,0 +1,339 @@
+"""Deal commands: open, list, update, edit, show gaps, advance and mark lost."""
+
+from __future__ import annotations
+
+from bot import questions, render
+from bot.access import find_deal, visible_deals
+from bot.events import Button, StageChanged
+from bot.state import EDIT, LOST_REASON, NEW_CUSTOMER, NEW_NAME, QUALIFY, UPDATE
+from bot.turn import Turn
+from flows import engine
+from storage.answers import get_answers
+from storage.deals import change_stage, create_deal, get_deal
+from storage.models import Deal
+from storage.teams import get_member
+
+CB_DEAL = "d"  # d:<verb>:<deal id> — a deal picked from a list
+CB_ADVANCE = "a"  # a:<deal id>:<from stage index>:<to stage index>
+CB_EDIT = "e"  # e:<deal id>:<field or checklist id>
+MAX_NAME = 120
+MAX_REASON = 500
+DEAL_BUTTONS = 10
+
+
+# -- opening a deal --------------------------------------------------------------------------
+
+
+def new_command(turn: Turn, args: str) -> None:
+    turn.state.reset()
+    turn.state.mode = NEW_CUSTOMER
+    turn.say(turn.text("dialog.ask_customer"), expects_text=True)
+
+
+def new_deal_text(turn: Turn, text: str) -> None:
+    """The customer's name, then the deal's name; then the target-group questions."""
+    value = " ".join(text.split())
+    if not value or len(value) > MAX_NAME:
+        key = "dialog.name_empty" if not value else "dialog.name_too_long"
+        turn.say(turn.text(key, limit=MAX_NAME), expects_text=True)
+        return
+    state = turn.state
+    if state.mode == NEW_CUSTOMER:
+        state.mode, state.draft = NEW_NAME, {"customer": value}
+        turn.say(turn.text("dialog.ask_deal_name", customer=value), expects_text=True)
+        return
+    deal = create_deal(
+        turn.session,
+        team_id=turn.member.team_id,
+        owner_id=turn.member.id,
+        name=value,
+        customer=state.draft["customer"],
+        stage_id=_opening_stage(turn),
+        currency=turn.playbook.currency,
+        now=turn.now,
+    )
+    turn.say(turn.text("dialog.deal_created", deal=render.deal_title(turn, deal)))
+    questions.start_run(turn, deal, QUALIFY if turn.playbook.qualifying_stage else UPDATE)
+
+
+def _opening_stage(turn: Turn) -> str:
+    stage = turn.playbook.qualifying_stage or turn.playbook.first_open_stage
+    return stage.id
+
+
+# -- choosing a deal -------------------------------------------------------------------------
+
+
+def with_deal(turn: Turn, args: str, verb: str) -> Deal | None:
+    """The deal a command names, or None after showing a picker or an error."""
+    ref = args.split()[0] if args.split() else ""
+    if not ref:
+        return _implied_deal(turn) or show_picker(turn, verb)
+    deal, matches = find_deal(turn.session, turn.member, ref)
+    if deal is None:
+        if matches:
+            show_picker(turn, verb, matches)
+        else:
+            turn.say(turn.text("dialog.deal_not_found", ref=ref))
+            show_picker(turn, verb)
+    return deal
+
+
+def _implied_deal(turn: Turn) -> Deal | None:
+    """Without a named deal: the one being worked on, or the member's only deal."""
+    current = questions.state_deal(turn)
+    if current is not None:
+        return current
+    deals = visible_deals(turn.session, turn.member)
+    return deals[0] if len(deals) == 1 else None
+
+
+def show_picker(turn: Turn, verb: str, deals: list[Deal] | None = None) -> None:
+    deals = deals if deals is not None else visible_deals(turn.session, turn.member)
+    if not deals:
+        turn.say(turn.text("dialog.no_deals"))
+        return
+    buttons = [
+        [Button(f"#{d.number} {d.name} · {d.customer}", f"{CB_DEAL}:{verb}:{d.id}")]
+        for d in deals[:DEAL_BUTTONS]
+    ]
+    turn.say(turn.text(f"dialog.pick_deal_{verb}"), buttons)
+
+
+def deals_command(turn: Turn, args: str) -> None:
+    """The member's deals (a manager's: the team's, grouped by rep), most recent first."""
+    deals = visible_deals(turn.session, turn.member)
+    if not deals:
+        turn.say(turn.text("dialog.no_deals"))
+        return
+    lines = [turn.text("dialog.deals_title", count=len(deals))]
+    owners = _owner_names(turn, deals)
+    for owner_id, name in owners.items():
+        if len(owners) > 1 or owner_id != turn.member.id:
+            lines.append(turn.text("dialog.deals_of", name=name))
+        for deal in (d for d in deals if d.owner_id == owner_id):
+            lines.append(render.deal_line(turn, deal, get_answers(turn.session, deal_id=deal.id)))
+    turn.say("\n".join(lines))
+    show_picker(turn, "u", deals)
+    questions.resume(turn)
+
+
+def _owner_names(turn: Turn, deals: list[Deal]) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for deal in deals:
+        if deal.owner_id not in names:
+            owner = get_member(turn.session, member_id=deal.owner_id)
+            names[deal.owner_id] = owner.display_name if owner else "?"
+    return names
+
+
+# -- the verbs -------------------------------------------------------------------------------
+
+
+def update_command(turn: Turn, args: str) -> None:
+    deal = with_deal(turn, args, "u")
+    if deal is not None:
+        parts = args.split()
+        run_update(turn, deal, key=parts[1] if len(parts) > 1 else None)
+
+
+def run_update(turn: Turn, deal: Deal, key: str | None = None) -> None:
+    if deal.status == "lost":
+        turn.say(
+            turn.text(
+                "dialog.deal_lost",
+                deal=render.deal_title(turn, deal),
+                reason=deal.lost_reason or "",
+            )
+        )
+        return
+    if key is not None:
+        return edit_field(turn, deal, key)
+    stage = turn.playbook.stage(deal.stage_id)
+    questions.start_run(turn, deal, QUALIFY if stage.qualifying else UPDATE)
+
+
+def edit_command(turn: Turn, args: str) -> None:
+    deal = with_deal(turn, args, "e")
+    if deal is not None:
+        show_fields(turn, deal)
+
+
+def show_fields(turn: Turn, deal: Deal) -> None:
+    """The current stage's questions as buttons, to change one answer."""
+    answers = get_answers(turn.session, deal_id=deal.id)
+    stage = turn.playbook.stage(deal.stage_id)
+    buttons = []
+    for q in engine.questions_of(stage, answers):
+        done = engine.is_checked(answers, q.key) if q.item else engine.is_answered(answers, q.key)
+        label = render.plain(q.item.text if q.item else q.spec.question, turn.lang)
+        buttons.append(
+            [Button(f"{'✅' if done else '⬜'} {label}", f"{CB_EDIT}:{deal.id}:{q.key}")]
+        )
+    turn.say(turn.text("dialog.pick_field", deal=render.deal_title(turn, deal)), buttons)
+
+
+def edit_field(turn: Turn, deal: Deal, key: str) -> None:
+    try:
+        engine.question_for(turn.playbook, key)
+    except KeyError:
+        turn.say(turn.text("dialog.field_not_found", field=key))
+        return show_fields(turn, deal)
+    questions.start_run(turn, deal, EDIT, key=key)
+
+
+def gaps_command(turn: Turn, args: str) -> None:
+    deal = with_deal(turn, args, "g")
+    if deal is not None:
+        show_gaps(turn, deal)
+        questions.resume(turn)
+
+
+def show_gaps(turn: Turn, deal: Deal) -> None:
+    answers = get_answers(turn.session, deal_id=deal.id)
+    turn.say(render.gaps(turn, deal, answers), [[_update_button(turn, deal)]])
+
+
+def _update_button(turn: Turn, deal: Deal) -> Button:
+    return Button(turn.text("dialog.button_update"), f"{CB_DEAL}:u:{deal.id}")
+
+
+def advance_command(turn: Turn, args: str) -> None:
+    deal = with_deal(turn, args, "a")
+    if deal is None:
+        return
+    parts = args.split()
+    target = parts[1] if len(parts) > 1 else None
+    propose_advance(turn, deal, target)
+
+
+def propose_advance(turn: Turn, deal: Deal, target: str | None = None) -> None:
+    """Show what blocks the next (or named) stage, or a button to move there."""
+    playbook = turn.playbook
+    if deal.status == "lost":
+        return turn.say(
+            turn.text(
+                "dialog.deal_lost",
+                deal=render.deal_title(turn, deal),
+                reason=deal.lost_reason or "",
+            )
+        )
+    to_stage = _target_stage(turn, deal, target)
+    if to_stage is None:
+        return
+    answers = get_answers(turn.session, deal_id=deal.id)
+    check = engine.check_advance(playbook, deal.stage_id, to_stage, answers)
+    if check.direction == "same":
+        return turn.say(turn.text("dialog.already_there", stage=render.stage_name(turn, to_stage)))
+    if not check.allowed:
+        return turn.say(render.advance_blocked(turn, deal, check), [[_update_button(turn, deal)]])
+    data = f"{CB_ADVANCE}:{deal.id}:{playbook.stage_index(deal.stage_id)}:"
+    data += str(playbook.stage_index(to_stage))
+    key = "dialog.confirm_back" if check.direction == "back" else "dialog.confirm_advance"
+    label = turn.text("dialog.button_move", stage=render.stage_name(turn, to_stage))
+    turn.say(
+        turn.text(key, deal=render.deal_title(turn, deal), stage=render.stage_name(turn, to_stage)),
+        [[Button(label, data)]],
+    )
+
+
+def _target_stage(turn: Turn, deal: Deal, target: str | None) -> str | None:
+    playbook = turn.playbook
+    if target is None:
+        following = engine.next_stage(playbook, deal.stage_id)
+        if following is None:
+            turn.say(turn.text("dialog.last_stage", deal=render.deal_title(turn, deal)))
+        return following.id if following else None
+    ids = [s.id for s in playbook.stages]
+    if target.isdigit() and 1 <= int(target) <= len(ids):
+        return ids[int(target) - 1]
+    if target in ids:
+        return target
+    names = ", ".join(
+        f"{n} {render.plain(s.name, turn.lang)}" for n, s in enumerate(playbook.stages, 1)
+    )
+    turn.say(turn.text("dialog.stage_not_found", stage=target, stages=names))
+    return None
+
+
+def confirm_advance(turn: Turn, deal: Deal, from_index: int, to_index: int) -> None:
+    """The move button: apply it if the deal is still where the button was made."""
+    playbook = turn.playbook
+    if playbook.stage_index(deal.stage_id) != from_index or deal.status == "lost":
+        turn.response.notice = turn.text("dialog.old_button")
+        return
+    to_stage = playbook.stages[to_index].id
+    answers = get_answers(turn.session, deal_id=deal.id)
+    check = engine.check_advance(playbook, deal.stage_id, to_stage, answers)
+    if not check.allowed:
+        return propose_advance(turn, deal, to_stage)
+    kind = "back" if check.direction == "back" else "advance"
+    kind = "won" if to_index == len(playbook.stages) - 1 and kind == "advance" else kind
+    move_deal(turn, deal, to_stage, kind)
+    key = "dialog.won" if kind == "won" else "dialog.moved"
+    turn.response.edited = turn.text(
+        key, deal=render.deal_title(turn, deal), stage=render.stage_name(turn, to_stage)
+    )
+    turn.say(turn.response.edited, [[_update_button(turn, deal)]])
+
+
+def move_deal(turn: Turn, deal: Deal, to_stage: str, kind: str, reason: str | None = None) -> None:
+    from_stage = deal.stage_id
+    change_stage(
+        turn.session,
+        deal_id=deal.id,
+        to_stage=to_stage,
+        kind=kind,
+        member_id=turn.member.id,
+        now=turn.now,
+        reason=reason,
+    )
+    turn.response.events.append(StageChanged(deal.id, from_stage, to_stage, kind, turn.member.id))
+
+
+# -- lost ------------------------------------------------------------------------------------
+
+
+def lost_command(turn: Turn, args: str) -> None:
+    deal = with_deal(turn, args, "l")
+    if deal is not None:
+        ask_lost_reason(turn, deal)
+
+
+def ask_lost_reason(turn: Turn, deal: Deal) -> None:
+    if deal.status == "lost":
+        return turn.say(
+            turn.text(
+                "dialog.deal_lost",
+                deal=render.deal_title(turn, deal),
+                reason=deal.lost_reason or "",
+            )
+        )
+    turn.state.reset()
+    turn.state.mode, turn.state.deal_id = LOST_REASON, deal.id
+    turn.say(
+        turn.text("dialog.ask_lost_reason", deal=render.deal_title(turn, deal)), expects_text=True
+    )
+
+
+def lost_reason_text(turn: Turn, text: str) -> None:
+    reason = text.strip()
+    if not reason or len(reason) > MAX_REASON:
+        key = "dialog.reason_empty" if not reason else "dialog.reason_too_long"
+        turn.say(turn.text(key, limit=MAX_REASON), expects_text=True)
+        return
+    deal = get_deal(turn.session, deal_id=turn.state.deal_id)
+    turn.state.reset()
+    if deal is None or deal.status == "lost":
+        return
+    move_deal(turn, deal, deal.stage_id, "lost", reason=reason)
+    turn.say(turn.text("dialog.marked_lost", deal=render.deal_title(turn, deal), reason=reason))
+
+
+VERBS = {
+    "u": run_update,
+    "g": show_gaps,
+    "a": propose_advance,
+    "l": ask_lost_reason,
+    "e": show_fields,
+}

@@ -1,0 +1,65 @@
+"""What goes in and out of the dialog layer, free of any transport.
+
+The terminal chat and the Telegram adapter turn their input into an ``Incoming`` and render the
+``Response``; neither decides anything about deals or questions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sent an event: a Telegram user id (or a local stand-in in the terminal chat)."""
+
+    user_id: int
+    name: str = ""
+    language_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A typed message (commands included) or a button press (its callback data)."""
+
+    sender: Sender
+    text: str | None = None
+    button: str | None = None
+    chat_type: str = "private"
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message. ``text`` is HTML (<b>, <i>) with every piece of user text escaped."""
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    # A typed answer is wanted; the buttons are extras such as skip and back.
+    expects_text: bool = False
+
+
+@dataclass(frozen=True)
+class StageChanged:
+    """A deal moved between stages, was won or lost (the team's group hears of it)."""
+
+    deal_id: int
+    from_stage: str | None
+    to_stage: str
+    kind: str
+    member_id: int
+
+
+@dataclass
+class Response:
+    replies: list[Reply] = field(default_factory=list)
+    events: list[StageChanged] = field(default_factory=list)
+    # Short notice for a button press that changed nothing (an old or foreign button).
+    notice: str | None = None
+    # New text for the message whose button was pressed: the question with its answer.
+    edited: str | None = None

@@ -1,0 +1,294 @@
+"""The question run: ask the playbook's questions one at a time, check and save each answer.
+
+One generic path serves every field of every stage; the playbook decides what is asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot import render
+from bot.events import Button
+from bot.render import DONE, TOGGLE
+from bot.state import (
+    EDIT,
+    LOST_REASON,
+    MORE_PEOPLE,
+    NEW_CUSTOMER,
+    NEW_NAME,
+    QUALIFY,
+    QUESTION,
+    UPDATE,
+)
+from bot.turn import Turn
+from flows import engine
+from flows.engine import Question
+from flows.parsers import Invalid, Valid, parse_answer, parse_checklist
+from flows.playbook import FieldSpec
+from flows.stakeholder import PARTS, parse_part
+from storage.answers import get_answers, save_answer
+from storage.deals import change_stage, get_deal, set_deal_attributes
+from storage.models import Deal
+
+CB_QUESTION = "q"  # q:<seq>:<payload> — an answer, toggle, skip or back for question <seq>
+SKIP, BACK = "skip", "back"
+
+
+def start_run(turn: Turn, deal: Deal, run: str, key: str | None = None) -> None:
+    """Begin asking about a deal: its qualification, its gaps, or one named field."""
+    turn.state.reset()
+    turn.state.mode, turn.state.deal_id, turn.state.run = QUESTION, deal.id, run
+    if key is not None:
+        ask(turn, deal, engine.question_for(turn.playbook, key))
+    else:
+        ask_next(turn, deal)
+
+
+def ask_next(turn: Turn, deal: Deal) -> None:
+    """Ask the run's next question, or close the run with a summary."""
+    answers = get_answers(turn.session, deal_id=deal.id)
+    state = turn.state
+    if state.run == EDIT:
+        return finish_run(turn, deal, answers)
+    stage_id = deal.stage_id
+    question = engine.next_question(turn.playbook, stage_id, answers, passed=state.passed)
+    if question is not None:
+        return ask(turn, deal, question)
+    if state.run == QUALIFY:
+        return _open_qualified_deal(turn, deal, answers)
+    finish_run(turn, deal, answers)
+
+
+def finish_run(turn: Turn, deal: Deal, answers: dict[str, Any]) -> None:
+    turn.state.reset()
+    turn.say(render.summary_card(turn, deal, answers))
+
+
+def ask(turn: Turn, deal: Deal, question: Question) -> None:
+    """Put one question to the member and remember it as the open one."""
+    state = turn.state
+    state.mode, state.key, state.seq = QUESTION, question.key, state.seq + 1
+    if not state.history or state.history[-1] != question.key:
+        state.history.append(question.key)
+    answers = get_answers(turn.session, deal_id=deal.id)
+    spec = question.spec
+    if spec is not None and spec.type == "stakeholder":
+        people = answers.get(spec.id) or []
+        state.part = MORE_PEOPLE if people else PARTS[0].id
+        state.draft = {}
+    elif spec is not None and spec.type == "multichoice":
+        state.draft = {"selected": list(answers.get(spec.id) or [])}
+    _show_question(turn, deal, question, answers)
+
+
+def _show_question(turn: Turn, deal: Deal, question: Question, answers: dict[str, Any]) -> None:
+    text, choices, expects_text = render.question(turn, deal, question, answers)
+    turn.say(text, _with_controls(turn, choices), expects_text=expects_text)
+
+
+def _with_controls(turn: Turn, choices: list[tuple[str, str]]) -> list[list[Button]]:
+    """Choice buttons two per row, then skip (and back when there is an earlier question)."""
+    seq = turn.state.seq
+    buttons = [Button(label, f"{CB_QUESTION}:{seq}:{payload}") for label, payload in choices]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    controls = [Button(turn.text("dialog.button_skip"), f"{CB_QUESTION}:{seq}:{SKIP}")]
+    if len(turn.state.history) > 1:
+        controls.append(Button(turn.text("dialog.button_back"), f"{CB_QUESTION}:{seq}:{BACK}"))
+    return rows + [controls]
+
+
+def current_question(turn: Turn) -> Question:
+    return engine.question_for(turn.playbook, turn.state.key or "")
+
+
+def repeat_question(turn: Turn, deal: Deal) -> None:
+    """Show the open question again, as it stands (after an error or an old button)."""
+    answers = get_answers(turn.session, deal_id=deal.id)
+    _show_question(turn, deal, current_question(turn), answers)
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+
+def answer_text(turn: Turn, deal: Deal, text: str) -> None:
+    """A typed answer to the open question."""
+    question = current_question(turn)
+    if turn.state.part is not None:
+        return _stakeholder_step(turn, deal, question, text)
+    if question.item is not None:
+        return _accept(turn, deal, question, parse_checklist(text))
+    _accept(turn, deal, question, parse_answer(question.spec, text, now=turn.now))
+
+
+def answer_button(turn: Turn, deal: Deal, payload: str) -> None:
+    """A button pressed under the open question (already checked to be the current one)."""
+    question = current_question(turn)
+    if payload == SKIP:
+        return skip(turn, deal)
+    if payload == BACK:
+        return back(turn, deal)
+    spec = question.spec
+    if spec is not None and spec.type == "multichoice" and turn.state.part is None:
+        return _multichoice_button(turn, deal, question, payload)
+    answer_text(turn, deal, payload)
+
+
+def _accept(turn: Turn, deal: Deal, question: Question, result: Valid | Invalid) -> None:
+    if isinstance(result, Invalid):
+        turn.say(turn.text("dialog.try_again", error=result.message(turn.lang)))
+        return repeat_question(turn, deal)
+    _save(turn, deal, question.key, result.value, question.spec)
+    turn.response.edited = render.answered(turn, question, result.value)
+    if question.item is not None and not result.value["checked"]:
+        turn.state.passed.append(question.key)
+    ask_next(turn, deal)
+
+
+def _save(turn: Turn, deal: Deal, key: str, value: Any, spec: FieldSpec | None) -> None:
+    save_answer(
+        turn.session, deal_id=deal.id, key=key, value=value, member_id=turn.member.id, now=turn.now
+    )
+    if spec is not None and spec.deal_attribute == "amount":
+        set_deal_attributes(turn.session, deal_id=deal.id, now=turn.now, amount_minor=value)
+    elif spec is not None and spec.deal_attribute == "expected_close":
+        set_deal_attributes(
+            turn.session, deal_id=deal.id, now=turn.now, expected_close=render.as_date(value)
+        )
+
+
+def skip(turn: Turn, deal: Deal) -> None:
+    """Leave the open question for later: it stays a gap and is asked in a later run."""
+    state = turn.state
+    if state.key and state.key not in state.passed:
+        state.passed.append(state.key)
+    state.part, state.draft = None, {}
+    turn.response.edited = render.skipped(turn, current_question(turn))
+    ask_next(turn, deal)
+
+
+def back(turn: Turn, deal: Deal) -> None:
+    """Return to the question asked before this one, showing what was saved for it."""
+    state = turn.state
+    if len(state.history) < 2:
+        turn.say(turn.text("dialog.no_back"))
+        return repeat_question(turn, deal)
+    state.history.pop()
+    previous = state.history[-1]
+    if previous in state.passed:
+        state.passed.remove(previous)
+    state.part, state.draft = None, {}
+    ask(turn, deal, engine.question_for(turn.playbook, previous))
+
+
+# -- multiple choice -------------------------------------------------------------------------
+
+
+def _multichoice_button(turn: Turn, deal: Deal, question: Question, payload: str) -> None:
+    spec = question.spec
+    selected: list[str] = list(turn.state.draft.get("selected", []))
+    if payload == DONE:
+        if not selected:
+            turn.say(turn.text("dialog.pick_at_least_one"))
+            return repeat_question(turn, deal)
+        ordered = [o.id for o in spec.options if o.id in selected]
+        return _accept(turn, deal, question, Valid(ordered))
+    option = payload.removeprefix(TOGGLE)
+    if option not in {o.id for o in spec.options}:
+        return repeat_question(turn, deal)
+    selected = [s for s in selected if s != option] if option in selected else selected + [option]
+    turn.state.draft = {"selected": selected}
+    answers = get_answers(turn.session, deal_id=deal.id)
+    text, choices, _ = render.question(turn, deal, question, answers)
+    turn.response.edited = text
+    turn.say(text, _with_controls(turn, choices))
+
+
+# -- stakeholders, one part at a time --------------------------------------------------------
+
+
+def _stakeholder_step(turn: Turn, deal: Deal, question: Question, text: str) -> None:
+    state = turn.state
+    if state.part == MORE_PEOPLE:
+        return _more_people(turn, deal, question, text)
+    part = next(p for p in PARTS if p.id == state.part)
+    result = parse_part(part, text)
+    if isinstance(result, Invalid):
+        turn.say(turn.text("dialog.try_again", error=result.message(turn.lang)))
+        return repeat_question(turn, deal)
+    state.draft = {**state.draft, part.id: result.value}
+    following = PARTS[PARTS.index(part) + 1 :]
+    if following:
+        state.part, state.seq = following[0].id, state.seq + 1
+        return repeat_question(turn, deal)
+    people = get_answers(turn.session, deal_id=deal.id).get(question.key) or []
+    _save(turn, deal, question.key, [*people, state.draft], question.spec)
+    turn.response.edited = render.person_added(turn, state.draft)
+    state.part, state.draft, state.seq = MORE_PEOPLE, {}, state.seq + 1
+    repeat_question(turn, deal)
+
+
+def _more_people(turn: Turn, deal: Deal, question: Question, text: str) -> None:
+    result = parse_answer(_YES_NO, text, now=turn.now)
+    if isinstance(result, Invalid):
+        turn.say(turn.text("dialog.try_again", error=result.message(turn.lang)))
+        return repeat_question(turn, deal)
+    state = turn.state
+    if result.value:
+        state.part, state.draft, state.seq = PARTS[0].id, {}, state.seq + 1
+        return repeat_question(turn, deal)
+    state.part = None
+    ask_next(turn, deal)
+
+
+_YES_NO = FieldSpec(id="more_people", type="yesno", question={"zh": "", "en": ""})
+
+
+# -- qualification of a new deal -------------------------------------------------------------
+
+
+def _open_qualified_deal(turn: Turn, deal: Deal, answers: dict[str, Any]) -> None:
+    """Move a new deal into the first working stage, noting if it is outside the target group."""
+    misses = engine.qualification_misses(turn.playbook, answers)
+    # Stored language-neutral (field id = value); readers render it in their own language.
+    reason = "; ".join(f"{f.id}={answers[f.id]}" for f in misses)
+    set_deal_attributes(
+        turn.session,
+        deal_id=deal.id,
+        now=turn.now,
+        outside_target=bool(misses),
+        outside_target_reason=reason or None,
+    )
+    target = turn.playbook.first_open_stage.id
+    change_stage(
+        turn.session,
+        deal_id=deal.id,
+        to_stage=target,
+        kind="advance",
+        member_id=turn.member.id,
+        now=turn.now,
+        reason=reason or None,
+    )
+    turn.say(render.qualification(turn, deal, misses, answers))
+    turn.state.reset()
+    start_run(turn, deal, UPDATE)
+
+
+def state_deal(turn: Turn) -> Deal | None:
+    """The deal the member's conversation is about, if it still exists in their team."""
+    if turn.state.deal_id is None:
+        return None
+    deal = get_deal(turn.session, deal_id=turn.state.deal_id)
+    if deal is None or deal.team_id != turn.member.team_id:
+        turn.state.reset()
+        return None
+    return deal
+
+
+def resume(turn: Turn) -> None:
+    """After an aside (help, gaps, an error), show the open question again to go on with it."""
+    deal = state_deal(turn)
+    mode = turn.state.mode
+    if mode == QUESTION and deal is not None:
+        repeat_question(turn, deal)
+    elif mode in (NEW_CUSTOMER, NEW_NAME, LOST_REASON):
+        turn.say(turn.text(f"dialog.resume_{mode}"), expects_text=True)

@@ -1,0 +1,54 @@
+"""A member's place in a conversation, stored as JSON in the database after every step.
+
+The database is the one source of truth, so a bot killed mid-question resumes at that question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+IDLE = "idle"
+NEW_CUSTOMER = "new_customer"  # waiting for the customer's name
+NEW_NAME = "new_name"  # waiting for the deal's name
+QUESTION = "question"  # a playbook question is open
+LOST_REASON = "lost_reason"  # waiting for why a deal was lost
+
+# Kinds of question run.
+QUALIFY = "qualify"  # the target-group criteria of a new deal
+UPDATE = "update"  # the current stage's gaps, then optional fields
+EDIT = "edit"  # one named field, then back to idle
+
+MORE_PEOPLE = "more"  # stakeholder part: "add another person?"
+
+
+@dataclass
+class ConversationState:
+    mode: str = IDLE
+    deal_id: int | None = None
+    run: str | None = None
+    key: str | None = None
+    # Stakeholder part being asked (name, title, ...), or MORE_PEOPLE.
+    part: str | None = None
+    # Work in progress: a new deal's customer, a stakeholder being built, a multiple choice.
+    draft: dict[str, Any] = field(default_factory=dict)
+    # Keys put to the rep in this run and left open (skipped or answered "no").
+    passed: list[str] = field(default_factory=list)
+    # Keys asked in this run, oldest first, for /back.
+    history: list[str] = field(default_factory=list)
+    # Grows with every question asked; buttons carry it so presses on old messages are refused.
+    seq: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ConversationState:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+    def reset(self) -> None:
+        """Back to idle, keeping the question counter so old buttons stay refused."""
+        seq = self.seq
+        self.__dict__.update(ConversationState().__dict__)
+        self.seq = seq

@@ -1,0 +1,57 @@
+"""Everything one incoming event is handled with: the member, their state, the open session."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from bot.events import Button, Reply, Response
+from bot.state import ConversationState
+from flows.i18n import pick, t
+from flows.playbook import Playbook
+from storage.models import Member
+
+
+class Html(str):
+    """Text that is already safe HTML, so it is not escaped again."""
+
+
+def escape(value: Any) -> Html:
+    """User or playbook text made safe for HTML messages."""
+    return value if isinstance(value, Html) else Html(html.escape(str(value), quote=False))
+
+
+@dataclass
+class Turn:
+    session: Session
+    member: Member
+    state: ConversationState
+    playbook: Playbook
+    now: datetime  # in the member's time zone
+    response: Response = field(default_factory=Response)
+
+    @property
+    def lang(self) -> str:
+        return self.member.language
+
+    def text(self, key: str, **params: Any) -> Html:
+        """A translated template with its parameters escaped."""
+        return Html(t(self.lang, key, **{k: escape(v) for k, v in params.items()}))
+
+    def local(self, text: dict[str, str]) -> Html:
+        """A playbook text in the member's language, escaped."""
+        return escape(pick(text, self.lang))
+
+    def say(
+        self,
+        text: str,
+        buttons: list[list[Button]] | None = None,
+        *,
+        expects_text: bool = False,
+    ) -> None:
+        rows = tuple(tuple(row) for row in buttons or [] if row)
+        self.response.replies.append(Reply(text, rows, expects_text))
