@@ -1,0 +1,108 @@
+"""The command line: a scripted terminal chat, playbook checks and migrations."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from sqlalchemy import inspect
+from typer.testing import CliRunner
+
+from bot.cli import app
+from flows.playbook import load_playbook, shipped_playbook_path
+from storage.answers import get_answers
+from storage.db import make_engine, transaction
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGECOACH = [sys.executable, "-m", "bot"]
+
+
+def run_chat(script: str, database: Path) -> str:
+    """Run ``stagecoach chat`` as its own process with a script on standard input."""
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}"}
+    result = subprocess.run(
+        [*STAGECOACH, "chat"],
+        input=script,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    return result.stdout
+
+
+def test_a_scripted_terminal_session_opens_a_deal_and_resumes_after_quitting(tmp_path):
+    database = tmp_path / "chat.db"
+    first = run_chat(
+        "\n".join(
+            [
+                "/lang en",
+                "/new",
+                "Acme Bank",
+                "Training 2027",
+                "4",  # Finance
+                "1",  # Yes
+                "1",  # Yes
+                "Head office training centre",
+                "2",  # 100-999 staff
+                "lots",  # not a number: asked again
+                "/quit",
+            ]
+        ),
+        database,
+    )
+    headcount = load_playbook().field("headcount").question["en"]
+    assert "#1 Training 2027 (Acme Bank) is in our target group" in first
+    assert headcount in first.split("> lots")[1]  # the bad answer was refused, asked again
+    second = run_chat("120\n/gaps\n/quit\n", database)
+    assert headcount in second.split("> 120")[0]  # resumed at the open question
+    with transaction(make_engine(f"sqlite:///{database}")) as session:
+        answers = get_answers(session, deal_id=1)
+    assert answers["headcount"] == 120 and answers["company_size"]
+    assert "open:" in second.split("> /gaps")[1]
+
+
+def test_playbook_check_accepts_the_shipped_playbook():
+    result = CliRunner().invoke(app, ["playbook", "check", str(shipped_playbook_path())])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("OK")
+
+
+def test_playbook_check_names_the_stage_and_field_of_each_problem(tmp_path):
+    raw = shipped_playbook_path().read_text(encoding="utf-8")
+    broken = raw.replace('id = "budget"', 'id = "budget"\nquestoin = "?"', 1)
+    broken = broken.replace('type = "money"', 'type = "currency"', 1)
+    path = tmp_path / "team.toml"
+    path.write_text(broken, encoding="utf-8")
+    tomllib.loads(broken)  # still valid TOML: the problems are in the playbook
+    result = CliRunner().invoke(app, ["playbook", "check", str(path)])
+    assert result.exit_code == 1
+    assert "stage 'potential' › field 'budget' › questoin: unknown key" in result.output
+    assert "field 'budget' › type" in result.output
+
+
+def test_db_upgrade_creates_the_schema(tmp_path, monkeypatch):
+    database = tmp_path / "fresh.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database}")
+    result = CliRunner().invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    engine = make_engine(f"sqlite:///{database}")
+    assert {"team", "member", "deal", "answer", "conversation"} <= set(
+        inspect(engine).get_table_names()
+    )
+    engine.dispose()
+
+
+def test_a_bad_config_file_is_named_with_its_key(tmp_path, monkeypatch):
+    config = tmp_path / "config.toml"
+    config.write_text('[defaults]\ntimezone = "Mars/Base"\n', encoding="utf-8")
+    monkeypatch.setenv("STAGECOACH_CONFIG", str(config))
+    result = CliRunner().invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 2
+    assert "defaults.timezone" in result.output and "Mars/Base" in result.output

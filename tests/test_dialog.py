@@ -1,0 +1,399 @@
+"""The dialog layer end to end on a real database: what a rep and a manager see and change."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from sqlmodel import Session
+
+from flows import engine as flow
+from flows.i18n import t
+from storage.answers import get_answers, list_answer_changes
+from storage.db import make_engine, transaction
+from storage.deals import get_deal_by_number, list_stage_changes
+from tests.dialog_driver import PLAYBOOK, Driver
+from tests.factories import make_member, make_team
+
+REP, OTHER_REP, MANAGER, OTHER_TEAM_REP = 501, 502, 503, 601
+TYPED = {
+    "text": "Head office training centre",
+    "number": "120",
+    "money": "500k",
+    "percent": "30%",
+    "date": "next Friday",
+    "milestone": "2026-12-15, IT department",
+    "list": "Acme, Globex",
+}
+
+
+@pytest.fixture
+def team_engine(engine):
+    """A team with two reps and a manager, and a rep of another team (all English)."""
+    with Session(engine) as session:
+        team = make_team(session, name="Sales East")
+        make_member(session, team, telegram_user_id=REP, display_name="Ann")
+        make_member(session, team, telegram_user_id=OTHER_REP, display_name="Bob")
+        make_member(session, team, telegram_user_id=MANAGER, display_name="Meg", role="manager")
+        other = make_team(session, name="Sales West")
+        make_member(session, other, telegram_user_id=OTHER_TEAM_REP, display_name="Zed")
+        session.commit()
+    return engine
+
+
+def answer_open_question(chat: Driver) -> str:
+    """Answer whatever is being asked, the way a rep would (typing or pressing)."""
+    key = chat.open_question()
+    question = flow.question_for(PLAYBOOK, key)
+    if question.item is not None:
+        chat.say("yes, confirmed by the customer")
+        return key
+    spec = question.spec
+    if spec.type == "choice":
+        chat.press(spec.options[0].label["en"])
+    elif spec.type == "yesno":
+        chat.press("Yes")
+    elif spec.type == "multichoice":
+        chat.press(spec.options[0].label["en"])
+        chat.press("Done")
+    elif spec.type == "stakeholder":
+        add_person(chat, "Wang", more=False)
+    else:
+        chat.say(TYPED[spec.type])
+    return key
+
+
+def add_person(chat: Driver, name: str, more: bool) -> None:
+    chat.say(name)
+    chat.say("CIO")
+    chat.press("Decision maker")
+    chat.press("High")
+    chat.press("+2")
+    chat.press("Yes" if more else "No")
+
+
+def open_deal(chat: Driver, customer="Acme Bank", name="Training 2027", industry="Finance"):
+    chat.say("/new")
+    chat.say(customer)
+    chat.say(name)
+    chat.press(industry)
+    chat.press("Yes")
+    chat.press("Yes")
+
+
+def deal_state(engine, number=1, team_id=1):
+    with transaction(engine) as session:
+        deal = get_deal_by_number(session, team_id=team_id, number=number)
+        return deal, get_answers(session, deal_id=deal.id)
+
+
+def walk_stage(chat: Driver, engine, stage_id: str) -> list[str]:
+    """Answer every question of the run until the summary card; returns the keys asked."""
+    asked = []
+    while chat.open_question() is not None:
+        asked.append(answer_open_question(chat))
+        assert len(asked) < 60, "the run does not end"
+    return asked
+
+
+def test_a_new_deal_is_qualified_and_walked_through_stage_two(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    assert "is in our target group" in chat.text
+    deal, answers = deal_state(team_engine)
+    assert deal.stage_id == "potential" and not deal.outside_target
+    assert answers["industry"] == "finance"
+
+    asked = walk_stage(chat, team_engine, "potential")
+    stage = PLAYBOOK.stage("potential")
+    required = [f.id for f in stage.fields if f.required]
+    assert set(required) <= set(asked)
+    assert f"Ready for “{PLAYBOOK.stage('intent').name['en']}”" in chat.text
+    assert "Coaching questions" in chat.text
+
+    deal, answers = deal_state(team_engine)
+    assert answers["budget"] == 50_000_000 and deal.amount_minor == 50_000_000
+    assert answers["project_team"][0]["name"] == "Wang"
+    assert flow.gap_report(PLAYBOOK, "potential", answers).closed
+
+    chat.say("/advance")
+    chat.press("→")
+    assert chat.last.events and chat.last.events[0].to_stage == "intent"
+    deal, _ = deal_state(team_engine)
+    assert deal.stage_id == "intent"
+
+
+def test_a_customer_outside_the_target_group_is_told_why_and_recorded(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat, industry="Other")
+    assert "outside our target group" in chat.text
+    assert "Other" in chat.text
+    deal, _ = deal_state(team_engine)
+    assert deal.outside_target and "industry" in deal.outside_target_reason
+    assert deal.stage_id == "potential"
+
+
+def test_each_answer_is_committed_before_the_reply(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    chat.say("Head office")  # customer background
+    separate = make_engine(str(team_engine.url.render_as_string(hide_password=False)))
+    with Session(separate) as session:
+        deal = get_deal_by_number(session, team_id=1, number=1)
+        assert get_answers(session, deal_id=deal.id)["customer_background"] == "Head office"
+    separate.dispose()
+
+
+def test_a_restarted_bot_resumes_at_the_same_question(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    chat.say("Head office")
+    waiting = chat.open_question()
+    url = team_engine.url.render_as_string(hide_password=False)
+
+    team_engine.dispose()  # the old process's connections are gone
+    fresh = make_engine(url)
+    restarted = Driver(fresh, REP)
+    restarted.say("/help")
+    question = flow.question_for(PLAYBOOK, waiting).spec.question["en"]
+    assert question in restarted.text
+    answer_open_question(restarted)
+    fresh.dispose()
+    _, answers = deal_state(team_engine)
+    assert waiting in answers
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "   ", "x" * 10_000, "🙂🙂🙂", "no idea", "-5", "2026-02-30"],
+    ids=["empty", "blank", "10k", "emoji", "words", "negative", "date"],
+)
+def test_bad_input_is_explained_and_the_question_repeated(sqlite_engine, bad):
+    with Session(sqlite_engine) as session:
+        make_member(session, make_team(session), telegram_user_id=REP)
+        session.commit()
+    chat = Driver(sqlite_engine, REP)
+    open_deal(chat)
+    while chat.open_question() != "budget":
+        answer_open_question(chat)
+    _, before = deal_state(sqlite_engine)
+    chat.say(bad)
+    assert chat.open_question() == "budget"
+    assert PLAYBOOK.field("budget").question["en"] in chat.text
+    assert "Traceback" not in chat.text
+    _, after = deal_state(sqlite_engine)
+    assert after == before
+
+
+def test_an_impossible_date_and_an_out_of_range_number_are_refused(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    while chat.open_question() != "headcount":
+        answer_open_question(chat)
+    chat.say("0")
+    assert chat.open_question() == "headcount"
+    chat.say("120")
+    deal, answers = deal_state(team_engine)
+    assert answers["headcount"] == 120
+    chat.say("/update 1 expected_close")
+    chat.say("2026-13-45")
+    assert chat.open_question() == "expected_close"
+    chat.say("2026-12-24")
+    _, answers = deal_state(team_engine)
+    assert answers["expected_close"] == "2026-12-24"
+
+
+def test_unknown_commands_and_idle_text_get_a_hint(team_engine):
+    chat = Driver(team_engine, REP)
+    chat.say("/frobnicate now")
+    assert "/frobnicate" in chat.text and "/help" in chat.text
+    chat.say("hello")
+    assert "/update" in chat.text
+    open_deal(chat)
+    waiting = chat.open_question()
+    chat.say("/frobnicate")
+    assert chat.open_question() == waiting
+    assert flow.question_for(PLAYBOOK, waiting).spec.question["en"] in chat.text
+
+
+def test_a_button_of_an_answered_question_changes_nothing(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    while flow.question_for(PLAYBOOK, chat.open_question()).spec.type != "choice":
+        answer_open_question(chat)
+    old = chat.button(PLAYBOOK.field("company_size").options[1].label["en"])
+    answer_open_question(chat)
+    _, before = deal_state(team_engine)
+    chat.press_data(old.data)
+    assert chat.last.notice == t("en", "dialog.old_button")
+    _, after = deal_state(team_engine)
+    assert after == before
+
+
+def test_skip_leaves_a_gap_and_back_returns_to_the_previous_question(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    first = chat.open_question()
+    chat.say("/skip")
+    second = chat.open_question()
+    assert second != first
+    chat.press("Back")
+    assert chat.open_question() == first
+    chat.say("Regional bank")
+    _, answers = deal_state(team_engine)
+    assert answers[first] == "Regional bank"
+    chat.say("/skip")
+    chat.say("/cancel")
+    assert "Everything you answered is saved" in chat.text
+    chat.say("/gaps 1")
+    assert flow.question_for(PLAYBOOK, chat.open_question() or second) and "open:" in chat.text
+
+
+def test_stakeholders_are_collected_one_part_at_a_time(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    chat.say("/update 1 project_team")
+    chat.say("Wang")
+    chat.say("CIO")
+    chat.say("decision maker")
+    chat.press("High")
+    chat.say("+5")  # out of range: asked again
+    assert "+5" not in str(deal_state(team_engine)[1].get("project_team"))
+    chat.press("+2")
+    chat.press("Yes")
+    add_person(chat, "Li", more=False)
+    _, answers = deal_state(team_engine)
+    people = answers["project_team"]
+    assert [p["name"] for p in people] == ["Wang", "Li"]
+    assert people[0] == {
+        "name": "Wang",
+        "title": "CIO",
+        "role": "decision_maker",
+        "influence": "high",
+        "attitude": 2,
+    }
+
+
+def test_multiple_choice_toggles_and_a_checklist_note_is_kept(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    chat.say("/update 1 tech_database")
+    chat.press("Oracle")
+    chat.press("MySQL")
+    chat.press("Oracle")  # toggled off again
+    assert "✅ MySQL" in chat.labels
+    chat.press("Done")
+    chat.say("/update 1 potential_doing_well")
+    chat.say("yes, profit up 12% this year")
+    _, answers = deal_state(team_engine)
+    assert answers["tech_database"] == ["mysql"]
+    assert answers["potential_doing_well"] == {"checked": True, "note": "profit up 12% this year"}
+
+
+def test_advance_is_blocked_by_gaps_and_jumps_need_every_stage_closed(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    chat.say("/cancel")
+    chat.say("/advance 1")
+    intent, potential = (PLAYBOOK.stage(s).name["en"] for s in ("intent", "potential"))
+    assert f"can't move to “{intent}” yet" in chat.text
+    assert PLAYBOOK.field("budget").question["en"] in chat.text
+    chat.say("/advance 1 4")
+    assert f"{potential} (" in chat.text and f"{intent} (" in chat.text
+    chat.say("/advance 1 1")
+    chat.press("→")
+    deal, _ = deal_state(team_engine)
+    assert deal.stage_id == "target"
+    with transaction(team_engine) as session:
+        kinds = [c.kind for c in list_stage_changes(session, deal_id=deal.id)]
+    assert kinds == ["open", "advance", "back"]
+
+
+def test_a_lost_deal_keeps_its_reason_and_cannot_be_updated(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    chat.say("/lost 1")
+    chat.say("")
+    assert chat.text  # asked again for a reason
+    chat.say("Budget moved to 2028")
+    deal, _ = deal_state(team_engine)
+    assert deal.status == "lost" and deal.lost_reason == "Budget moved to 2028"
+    assert chat.last.events[0].kind == "lost"
+    chat.say("/update 1")
+    assert "was lost" in chat.text
+
+
+def test_reps_never_see_or_change_other_peoples_deals(team_engine):
+    owner = Driver(team_engine, REP)
+    open_deal(owner)
+    deal, before = deal_state(team_engine)
+    for user in (OTHER_REP, OTHER_TEAM_REP):
+        intruder = Driver(team_engine, user)
+        for command in ("/update 1", "/gaps 1", "/advance 1 1", "/lost 1", "/edit 1", "/deals"):
+            intruder.say(command)
+            assert "Training 2027" not in intruder.text and "Acme" not in intruder.text
+        for data in (f"d:u:{deal.id}", f"a:{deal.id}:1:0", f"e:{deal.id}:budget", "q:1:yes"):
+            intruder.press_data(data)
+            assert intruder.last.notice == t("en", "dialog.old_button")
+    after_deal, after = deal_state(team_engine)
+    assert after == before and after_deal.stage_id == deal.stage_id
+    assert after_deal.status == "open"
+
+
+def test_a_manager_sees_the_teams_deals_grouped_by_rep(team_engine):
+    open_deal(Driver(team_engine, REP), customer="Acme Bank")
+    open_deal(Driver(team_engine, OTHER_REP), customer="Globex Power", industry="Power")
+    manager = Driver(team_engine, MANAGER)
+    manager.say("/deals")
+    assert "Ann" in manager.text and "Bob" in manager.text
+    assert "Acme Bank" in manager.text and "Globex Power" in manager.text
+    manager.say("/update 2 budget")
+    manager.say("1.2m")
+    deal, answers = deal_state(team_engine, number=2)
+    assert answers["budget"] == 120_000_000
+    with transaction(team_engine) as session:
+        change = list_answer_changes(session, deal_id=deal.id, key="budget")[-1]
+    assert change.changed_by == 3  # the manager's member id
+
+
+def test_language_switch_and_chinese_by_default(team_engine):
+    chat = Driver(team_engine, REP)
+    chat.say("/lang zh")
+    assert "中文" in chat.text
+    chat.say("/new")
+    assert "客户" in chat.text
+    chat.say("/lang")
+    chat.press("English")
+    assert "We were opening a deal" in chat.text
+
+
+def test_someone_who_has_not_joined_learns_only_how_to_join(team_engine):
+    stranger = Driver(team_engine, 999, language_code="zh-hans")
+    for text in ("/start", "/deals", "/update 1", "hello"):
+        stranger.say(text)
+        assert stranger.text == t("zh", "dialog.not_a_member")
+    stranger.press_data("d:u:1")
+    assert stranger.text == t("zh", "dialog.not_a_member")
+
+
+def test_user_text_is_escaped(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat, customer="<b>Evil</b> & Co", name="x<i>")
+    assert "&lt;b&gt;Evil&lt;/b&gt; &amp; Co" in chat.raw
+    assert "<b>Evil</b>" not in chat.raw
+
+
+def test_an_unexpected_error_is_logged_and_the_member_told(team_engine, monkeypatch, caplog):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    waiting = chat.open_question()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("bot.questions.save_answer", broken)
+    with caplog.at_level(logging.ERROR):
+        chat.say("Head office")
+    assert chat.text == t("en", "dialog.error")
+    assert "disk on fire" in caplog.text
+    assert chat.open_question() == waiting
