@@ -15,7 +15,8 @@ from storage.teams import get_member
 
 CB_DEAL = "d"  # d:<verb>:<deal id> — a deal picked from a list
 CB_ADVANCE = "a"  # a:<deal id>:<from stage index>:<to stage index>
-CB_EDIT = "e"  # e:<deal id>:<field or checklist id>
+CB_EDIT = "e"  # e:<deal id>:<field or checklist id>, or e:<deal id>:@<stage index>
+STAGE_MARK = "@"  # never part of a field id
 MAX_NAME = 120
 MAX_REASON = 500
 DEAL_BUTTONS = 10
@@ -159,21 +160,37 @@ def edit_command(turn: Turn, args: str) -> None:
         show_fields(turn, deal)
 
 
-def show_fields(turn: Turn, deal: Deal) -> None:
-    """The current stage's questions as buttons, to change one answer."""
+def show_fields(turn: Turn, deal: Deal, stage_index: int | None = None) -> None:
+    """A stage's questions as buttons, to change one answer; other reached stages below."""
     answers = get_answers(turn.session, deal_id=deal.id)
-    stage = turn.playbook.stage(deal.stage_id)
+    current = turn.playbook.stage_index(deal.stage_id)
+    shown = current if stage_index is None else min(stage_index, current)
+    stage = turn.playbook.stages[shown]
     buttons = []
     for q in engine.questions_of(stage, answers):
         done = engine.is_checked(answers, q.key) if q.item else engine.is_answered(answers, q.key)
         label = render.plain(q.item.text if q.item else q.spec.question, turn.lang)
-        buttons.append(
-            [Button(f"{'✅' if done else '⬜'} {label}", f"{CB_EDIT}:{deal.id}:{q.key}")]
+        mark = "✅" if done else "⬜"
+        buttons.append([Button(f"{mark} {label}", f"{CB_EDIT}:{deal.id}:{q.key}")])
+    others = [
+        Button(
+            f"{n + 1}. {render.plain(s.name, turn.lang)}", f"{CB_EDIT}:{deal.id}:{STAGE_MARK}{n}"
         )
-    turn.say(turn.text("dialog.pick_field", deal=render.deal_title(turn, deal)), buttons)
+        for n, s in enumerate(turn.playbook.stages[: current + 1])
+        if n != shown
+    ]
+    buttons += [others[i : i + 2] for i in range(0, len(others), 2)]
+    text = turn.text(
+        "dialog.pick_field",
+        deal=render.deal_title(turn, deal),
+        stage=render.stage_name(turn, stage.id),
+    )
+    turn.say(text, buttons)
 
 
 def edit_field(turn: Turn, deal: Deal, key: str) -> None:
+    if key.startswith(STAGE_MARK) and key[1:].isdigit():
+        return show_fields(turn, deal, int(key[1:]))
     try:
         engine.question_for(turn.playbook, key)
     except KeyError:

@@ -23,7 +23,7 @@ from bot.state import (
 from bot.turn import Turn
 from flows import engine
 from flows.engine import Question
-from flows.parsers import Invalid, Valid, parse_answer, parse_checklist
+from flows.parsers import Invalid, Valid, parse_checklist
 from flows.playbook import FieldSpec
 from flows.stakeholder import PARTS, parse_part
 from storage.answers import get_answers, save_answer
@@ -117,7 +117,7 @@ def answer_text(turn: Turn, deal: Deal, text: str) -> None:
         return _stakeholder_step(turn, deal, question, text)
     if question.item is not None:
         return _accept(turn, deal, question, parse_checklist(text))
-    _accept(turn, deal, question, parse_answer(question.spec, text, now=turn.now))
+    _accept(turn, deal, question, turn.parse(question.spec, text))
 
 
 def answer_button(turn: Turn, deal: Deal, payload: str) -> None:
@@ -148,6 +148,8 @@ def _save(turn: Turn, deal: Deal, key: str, value: Any, spec: FieldSpec | None) 
     save_answer(
         turn.session, deal_id=deal.id, key=key, value=value, member_id=turn.member.id, now=turn.now
     )
+    if spec is not None and turn.playbook.stage_of(key).qualifying:
+        _record_target_fit(turn, deal, get_answers(turn.session, deal_id=deal.id))
     if spec is not None and spec.deal_attribute == "amount":
         set_deal_attributes(turn.session, deal_id=deal.id, now=turn.now, amount_minor=value)
     elif spec is not None and spec.deal_attribute == "expected_close":
@@ -228,7 +230,7 @@ def _stakeholder_step(turn: Turn, deal: Deal, question: Question, text: str) -> 
 
 
 def _more_people(turn: Turn, deal: Deal, question: Question, text: str) -> None:
-    result = parse_answer(_YES_NO, text, now=turn.now)
+    result = turn.parse(_YES_NO, text)
     if isinstance(result, Invalid):
         turn.say(turn.text("dialog.try_again", error=result.message(turn.lang)))
         return repeat_question(turn, deal)
@@ -248,6 +250,24 @@ _YES_NO = FieldSpec(id="more_people", type="yesno", question={"zh": "", "en": ""
 
 def _open_qualified_deal(turn: Turn, deal: Deal, answers: dict[str, Any]) -> None:
     """Move a new deal into the first working stage, noting if it is outside the target group."""
+    misses = _record_target_fit(turn, deal, answers)
+    target = turn.playbook.first_open_stage.id
+    change_stage(
+        turn.session,
+        deal_id=deal.id,
+        to_stage=target,
+        kind="advance",
+        member_id=turn.member.id,
+        now=turn.now,
+        reason=deal.outside_target_reason,
+    )
+    turn.say(render.qualification(turn, deal, misses, answers))
+    turn.state.reset()
+    start_run(turn, deal, UPDATE)
+
+
+def _record_target_fit(turn: Turn, deal: Deal, answers: dict[str, Any]) -> list[FieldSpec]:
+    """Mark the deal in or outside the target group from its qualifying answers."""
     misses = engine.qualification_misses(turn.playbook, answers)
     # Stored language-neutral (field id = value); readers render it in their own language.
     reason = "; ".join(f"{f.id}={answers[f.id]}" for f in misses)
@@ -258,19 +278,7 @@ def _open_qualified_deal(turn: Turn, deal: Deal, answers: dict[str, Any]) -> Non
         outside_target=bool(misses),
         outside_target_reason=reason or None,
     )
-    target = turn.playbook.first_open_stage.id
-    change_stage(
-        turn.session,
-        deal_id=deal.id,
-        to_stage=target,
-        kind="advance",
-        member_id=turn.member.id,
-        now=turn.now,
-        reason=reason or None,
-    )
-    turn.say(render.qualification(turn, deal, misses, answers))
-    turn.state.reset()
-    start_run(turn, deal, UPDATE)
+    return misses
 
 
 def state_deal(turn: Turn) -> Deal | None:

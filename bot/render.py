@@ -10,7 +10,7 @@ from bot.turn import Html, Turn, escape
 from flows import engine
 from flows.engine import AdvanceCheck, GapReport, Question
 from flows.i18n import pick
-from flows.parsers import example, format_value
+from flows.parsers import example
 from flows.playbook import FieldSpec, Stage
 from flows.stakeholder import PARTS, describe, option_label, part_prompt
 from storage.models import Deal
@@ -59,7 +59,7 @@ def question(
     if spec.help:
         lines.append(f"<i>{turn.local(spec.help)}</i>")
     if engine.is_answered(answers, spec.id):
-        current = format_value(spec, answers[spec.id], turn.lang)
+        current = turn.value(spec, answers[spec.id])
         lines.append(turn.text("dialog.current_value", value=current))
     if spec.type in FREE_TYPES and (spec.type != "text" or spec.example):
         lines.append(turn.text("dialog.example", example=example(spec, turn.lang)))
@@ -109,7 +109,7 @@ def answered(turn: Turn, q: Question, value: Any) -> Html:
         if value.get("note"):
             shown = Html(f"{shown} — {escape(value['note'])}")
         return turn.text("dialog.answered", question=turn.local(q.item.text), answer=shown)
-    shown = format_value(q.spec, value, turn.lang)
+    shown = turn.value(q.spec, value)
     if q.spec.type == "stakeholder":
         shown = describe(value[-1], turn.lang) if value else ""
     return turn.text("dialog.answered", question=turn.local(q.spec.question), answer=shown)
@@ -214,10 +214,7 @@ def qualification(turn: Turn, deal: Deal, misses: list[FieldSpec], answers: dict
     stage = stage_name(turn, turn.playbook.first_open_stage.id)
     if not misses:
         return turn.text("dialog.qualified", deal=deal_title(turn, deal), stage=stage)
-    reasons = [
-        f"• {turn.local(f.question)} {escape(format_value(f, answers[f.id], turn.lang))}"
-        for f in misses
-    ]
+    reasons = [f"• {turn.local(f.question)} {escape(turn.value(f, answers[f.id]))}" for f in misses]
     head = turn.text("dialog.outside_target", deal=deal_title(turn, deal), stage=stage)
     return _join([head, *reasons, turn.text("dialog.outside_target_hint")])
 

@@ -12,7 +12,8 @@ from sqlmodel import Session
 from bot.events import Button, Reply, Response
 from bot.state import ConversationState
 from flows.i18n import pick, t
-from flows.playbook import Playbook
+from flows.parsers import Invalid, Valid, format_value, parse_answer
+from flows.playbook import FieldSpec, Playbook
 from storage.models import Member
 
 
@@ -45,6 +46,14 @@ class Turn:
     def local(self, text: dict[str, str]) -> Html:
         """A playbook text in the member's language, escaped."""
         return escape(pick(text, self.lang))
+
+    def parse(self, spec: FieldSpec, text: str) -> Valid | Invalid:
+        """Read a typed answer in the member's time zone and the playbook's currency."""
+        return parse_answer(spec, text, now=self.now, currency=self.playbook.currency)
+
+    def value(self, spec: FieldSpec, value: Any) -> str:
+        """A saved answer as the member reads it (not yet escaped)."""
+        return format_value(spec, value, self.lang, currency=self.playbook.currency)
 
     def say(
         self,

@@ -1,0 +1,403 @@
+"""Turn what a rep types into a normalised answer, or a friendly error that shows an example.
+
+``parse_answer`` never raises: every outcome is ``Valid(value)`` with a JSON-serialisable value, or
+``Invalid(code, params)`` whose ``message(lang)`` is ready to send. ``format_value`` shows a stored
+value so that reading it back gives the same value (the bot echoes answers and lets reps edit them).
+
+Invalid params are plain data. A param that depends on the reply language (the example, option
+labels, formatted bounds) is a table ``{lang: text}``, rendered by ``message`` in that language.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from flows.dates import FIRST_YEAR, LAST_YEAR, DateProblem, read_date, show_date
+from flows.i18n import DEFAULT_LANGUAGE, LANGUAGES, normalise_language, t
+from flows.numbers import (
+    plain,
+    read_money,
+    read_number,
+    read_percent,
+    show_money,
+    show_number,
+    to_minor,
+)
+from flows.playbook import FieldSpec, Option
+
+DEFAULT_CURRENCY = "CNY"
+MAX_TEXT = 1000
+MAX_ITEM = 200
+# A date inside a milestone answer is never longer than this ("2026年12月15日", "Dec 15, 2026").
+_MAX_DATE_CHARS = 40
+_BABEL_LOCALES = {"zh": "zh_CN", "en": "en_US"}
+
+
+@dataclass(frozen=True)
+class Valid:
+    value: Any  # JSON-serialisable normalised value
+
+
+@dataclass(frozen=True)
+class Invalid:
+    code: str  # an i18n key, e.g. "parse.money_invalid"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def message(self, lang: str) -> str:
+        lang = normalise_language(lang)
+        return t(lang, self.code, **{k: _in_language(v, lang) for k, v in self.params.items()})
+
+
+def _in_language(value: Any, lang: str) -> Any:
+    if isinstance(value, dict):
+        return value.get(lang) or value.get(DEFAULT_LANGUAGE, "")
+    return value
+
+
+def per_language(render: Callable[[str], str]) -> dict[str, str]:
+    """A language-dependent Invalid param: ``{lang: render(lang)}`` for every language."""
+    return {lang: render(lang) for lang in LANGUAGES}
+
+
+# -- text preparation -----------------------------------------------------------------------------
+# Control characters (keeping tab and newline) come from copy-paste and are never meant.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_YES = {"是", "是的", "对", "对的", "有", "要", "好", "好的", "可以", "行", "嗯", "确认", "已确认"}
+_YES |= {"yes", "y", "yeah", "yep", "true", "ok", "okay", "sure", "✓", "✔"}
+_NO = {"否", "不", "不是", "没有", "没", "无", "不对", "不要", "不行", "还没", "还没有"}
+_NO |= {"no", "n", "nope", "false", "×", "✗"}
+
+
+def clean(text: str) -> str:
+    """Drop control characters and surrounding whitespace; the rep's wording is kept."""
+    return _CONTROL.sub("", text).strip()
+
+
+def fold(text: str) -> str:
+    """For matching only: full-width → ASCII (NFKC), case-folded, one space between words."""
+    text = unicodedata.normalize("NFKC", text).casefold().replace("\u2212", "-")
+    return " ".join(text.split())
+
+
+def read_yesno(text: str) -> bool | None:
+    word = fold(text).rstrip(".!?。~")
+    if word in _YES:
+        return True
+    return False if word in _NO else None
+
+
+def match_option(
+    folded: str, choices: Sequence[tuple[str, Iterable[str]]], *, by_number: bool = True
+) -> str | None:
+    """The id of the choice named by its id, any of its labels, or its 1-based number."""
+    for option_id, labels in choices:
+        if folded == fold(option_id) or folded in {fold(label) for label in labels}:
+            return option_id
+    if by_number and folded.isdecimal() and len(folded) <= 3 and 0 < int(folded) <= len(choices):
+        return choices[int(folded) - 1][0]
+    return None
+
+
+# -- public API -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Context:
+    now: datetime
+    currency: str
+
+
+def parse_answer(
+    spec: FieldSpec, text: str, *, now: datetime, currency: str = DEFAULT_CURRENCY
+) -> Valid | Invalid:
+    """Read one answer. ``now`` is aware, in the member's zone; ``currency`` is the playbook's."""
+    text = clean(text)
+    if not text:
+        return _fail(spec, "parse.empty")
+    if len(text) > MAX_TEXT:
+        return _fail(spec, "parse.too_long", limit=MAX_TEXT)
+    return _PARSERS[spec.type](spec, text, _Context(now, currency))
+
+
+def parse_checklist(text: str) -> Valid | Invalid:
+    """``是，客户已口头确认`` → ``{"checked": True, "note": "客户已口头确认"}``."""
+    text = clean(text)
+    shown = {"example": per_language(lambda lang: t(lang, "parse.example_checklist"))}
+    if not text:
+        return Invalid("parse.empty", shown)
+    if len(text) > MAX_TEXT:
+        return Invalid("parse.too_long", {**shown, "limit": MAX_TEXT})
+    match = _CHECKLIST.fullmatch(text)
+    checked = read_yesno(match[1]) if match else None
+    if checked is None:
+        return Invalid("parse.checklist_invalid", shown)
+    return Valid({"checked": checked, "note": (match[2] or "").strip() or None})
+
+
+# The yes/no word, then (after a separator) the note. The first group is lazy, so it ends at
+# the first separator: "不是，还没签" → "不是" + "还没签".
+_CHECKLIST = re.compile(r"(.+?)(?:[\s,，:：;；、.。!！\-–—]+(.*))?", re.DOTALL)
+
+
+def format_value(
+    spec: FieldSpec, value: Any, lang: str, *, currency: str = DEFAULT_CURRENCY
+) -> str:
+    """Display text for a stored value; ``parse_answer`` reads it back to the same value."""
+    return _FORMATTERS[spec.type](spec, value, normalise_language(lang), currency)
+
+
+def example(spec: FieldSpec, lang: str) -> str:
+    """The playbook's example for the field, else one that fits its type."""
+    lang = normalise_language(lang)
+    if spec.example and spec.example.get(lang):
+        return spec.example[lang]
+    if spec.type == "choice" and spec.options:
+        return label(spec.options[0], lang)
+    if spec.type == "multichoice" and spec.options:
+        return t(lang, "parse.list_separator").join(label(o, lang) for o in spec.options[:2])
+    return t(lang, f"parse.example_{spec.type}")
+
+
+def label(option: Option, lang: str) -> str:
+    return option.label.get(lang) or next(iter(option.label.values()))
+
+
+def _fail(spec: FieldSpec, code: str, **params: Any) -> Invalid:
+    return Invalid(code, {"example": per_language(lambda lang: example(spec, lang)), **params})
+
+
+# -- parsers per type -----------------------------------------------------------------------------
+def _text(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
+    return Valid(text)
+
+
+def _number(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
+    value = read_number(fold(text))
+    if value is None:
+        return _fail(spec, "parse.number_invalid")
+    return _bounded(spec, value, spec.min, spec.max, _show_number) or Valid(plain(value))
+
+
+def _money(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
+    amount = read_money(fold(text), ctx.currency)
+    if amount is None:
+        return _fail(spec, "parse.money_invalid")
+    if amount < 0:
+        return _fail(spec, "parse.money_negative")
+
+    def show(bound: Decimal, lang: str) -> str:
+        return show_money(to_minor(bound, ctx.currency), ctx.currency, _BABEL_LOCALES[lang])
+
+    return _bounded(spec, amount, spec.min, spec.max, show) or Valid(to_minor(amount, ctx.currency))
+
+
+def _percent(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
+    value = read_percent(fold(text))
+    if value is None:
+        return _fail(spec, "parse.percent_invalid")
+    low = 0 if spec.min is None else spec.min
+    high = 100 if spec.max is None else spec.max
+    return _bounded(spec, value, low, high, _show_percent) or Valid(plain(value))
+
+
+def _bounded(
+    spec: FieldSpec,
+    value: Decimal,
+    low: float | None,
+    high: float | None,
+    show: Callable[[Decimal, str], str],
+) -> Invalid | None:
+    """An Invalid naming the bounds if ``value`` is outside them (bounds shown per language)."""
+    low_d = None if low is None else Decimal(str(low))
+    high_d = None if high is None else Decimal(str(high))
+    if (low_d is None or value >= low_d) and (high_d is None or value <= high_d):
+        return None
+    bounds = {
+        name: per_language(lambda lang, b=bound: show(b, lang))
+        for name, bound in (("min", low_d), ("max", high_d))
+        if bound is not None
+    }
+    if len(bounds) == 2:
+        code = "parse.out_of_range"
+    else:
+        code = "parse.too_small" if "min" in bounds else "parse.too_large"
+    return _fail(spec, code, **bounds)
+
+
+def _date(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
+    try:
+        return Valid(read_date(fold(text), ctx.now).isoformat())
+    except DateProblem as problem:
+        return _date_problem(spec, problem)
+
+
+def _date_problem(spec: FieldSpec, problem: DateProblem) -> Invalid:
+    years = {"first": FIRST_YEAR, "last": LAST_YEAR}
+    return _fail(spec, problem.code, **(years if problem.code == "parse.date_out_of_range" else {}))
+
+
+def _milestone(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
+    try:
+        day, owner = _split_milestone(text, ctx.now)
+    except DateProblem as problem:
+        return _date_problem(spec, problem)
+    if owner and len(owner) > MAX_ITEM:
+        return _fail(spec, "parse.item_too_long", limit=MAX_ITEM)
+    return Valid({"date": day.isoformat(), "owner": owner})
+
+
+_COMMA = re.compile(r"[,，]")
+
+
+def _split_milestone(text: str, now: datetime) -> tuple[date, str | None]:
+    """Date, then owner after a comma. English dates hold a comma ("Dec 15, 2026, IT"), so the
+    date is the longest comma-ended prefix read exactly; failing that, all before the first
+    comma, read leniently (relative phrases)."""
+    cuts = [len(text)] + [m.start() for m in reversed(list(_COMMA.finditer(text)))]
+    for cut in (c for c in cuts if c <= _MAX_DATE_CHARS):
+        try:
+            return read_date(fold(text[:cut]), now, fallback=False), _owner(text[cut + 1 :])
+        except DateProblem:
+            continue
+    head, _, tail = _COMMA.sub(",", text, count=1).partition(",")
+    return read_date(fold(head), now), _owner(tail)
+
+
+def _owner(text: str) -> str | None:
+    return text.strip() or None
+
+
+def _choice(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
+    found = match_option(fold(text), _choices(spec.options))
+    if found is None:
+        return _fail(spec, "parse.choice_invalid", options=_option_list(spec.options))
+    return Valid(found)
+
+
+# Between items of a multiple choice; plain spaces separate too, unless a label contains them.
+_CHOICE_SEPARATORS = re.compile(r"[,，;；、/\n]")
+
+
+def _multichoice(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
+    choices = _choices(spec.options)
+    picked: set[str] = set()
+    for item in _choice_items(text, choices):
+        found = match_option(item, choices)
+        if found is None:
+            options = _option_list(spec.options)
+            return _fail(spec, "parse.multichoice_unknown", item=item, options=options)
+        picked.add(found)
+    if not picked:
+        return _fail(spec, "parse.empty")
+    if spec.max_items and len(picked) > spec.max_items:
+        return _fail(spec, "parse.too_many", limit=spec.max_items)
+    return Valid([o.id for o in spec.options if o.id in picked])
+
+
+def _choice_items(text: str, choices: Sequence[tuple[str, Iterable[str]]]) -> Iterator[str]:
+    """Items between separators; a piece that is not a whole label is split on spaces ("1 3")."""
+    for piece in _CHOICE_SEPARATORS.split(text):
+        folded = fold(piece)
+        if folded and match_option(folded, choices) is not None:
+            yield folded
+        else:
+            yield from folded.split()
+
+
+def _choices(options: Sequence[Option]) -> list[tuple[str, Iterable[str]]]:
+    return [(o.id, o.label.values()) for o in options]
+
+
+def _option_list(options: Sequence[Option]) -> dict[str, str]:
+    return per_language(
+        lambda lang: t(lang, "parse.option_separator").join(label(o, lang) for o in options)
+    )
+
+
+def _yesno(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
+    answer = read_yesno(text)
+    return _fail(spec, "parse.yesno_invalid") if answer is None else Valid(answer)
+
+
+_LIST_SEPARATORS = re.compile(r"[,，、;；\n]")
+
+
+def _list(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
+    pieces = (piece.strip() for piece in _LIST_SEPARATORS.split(text))
+    items = list(dict.fromkeys(piece for piece in pieces if piece))  # dedupe, keep order
+    if not items:
+        return _fail(spec, "parse.empty")
+    if spec.max_items and len(items) > spec.max_items:
+        return _fail(spec, "parse.too_many", limit=spec.max_items)
+    if any(len(item) > MAX_ITEM for item in items):
+        return _fail(spec, "parse.item_too_long", limit=MAX_ITEM)
+    return Valid(items)
+
+
+def _stakeholder(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
+    # Stakeholders are asked part by part (flows.stakeholder); a single text cannot answer one.
+    return _fail(spec, "parse.use_steps")
+
+
+_PARSERS: dict[str, Callable[[FieldSpec, str, _Context], Valid | Invalid]] = {
+    "text": _text,
+    "number": _number,
+    "money": _money,
+    "percent": _percent,
+    "date": _date,
+    "milestone": _milestone,
+    "choice": _choice,
+    "multichoice": _multichoice,
+    "yesno": _yesno,
+    "list": _list,
+    "stakeholder": _stakeholder,
+}
+
+
+# -- display --------------------------------------------------------------------------------------
+def _show_number(value: Any, lang: str) -> str:
+    return show_number(value, _BABEL_LOCALES[lang])
+
+
+def _show_percent(value: Any, lang: str) -> str:
+    return f"{_show_number(value, lang)}%"
+
+
+def _show_milestone(value: dict[str, Any], lang: str) -> str:
+    shown = show_date(value["date"], _BABEL_LOCALES[lang])
+    owner = value.get("owner")
+    return f"{shown}{t(lang, 'parse.owner_separator')}{owner}" if owner else shown
+
+
+def _show_choices(spec: FieldSpec, ids: Sequence[str], lang: str) -> str:
+    by_id = {o.id: o for o in spec.options}
+    return t(lang, "parse.list_separator").join(
+        label(by_id[i], lang) if i in by_id else str(i) for i in ids
+    )
+
+
+def _show_stakeholders(value: dict | list, lang: str) -> str:
+    from flows.stakeholder import describe  # imported here: stakeholder builds on this module
+
+    people = value if isinstance(value, list) else [value]
+    return "\n".join(describe(person, lang) for person in people)
+
+
+_Formatter = Callable[[FieldSpec, Any, str, str], str]
+_FORMATTERS: dict[str, _Formatter] = {
+    "text": lambda spec, v, lang, cur: str(v),
+    "number": lambda spec, v, lang, cur: _show_number(v, lang),
+    "money": lambda spec, v, lang, cur: show_money(v, cur, _BABEL_LOCALES[lang]),
+    "percent": lambda spec, v, lang, cur: _show_percent(v, lang),
+    "date": lambda spec, v, lang, cur: show_date(v, _BABEL_LOCALES[lang]),
+    "milestone": lambda spec, v, lang, cur: _show_milestone(v, lang),
+    "choice": lambda spec, v, lang, cur: _show_choices(spec, [v], lang),
+    "multichoice": lambda spec, v, lang, cur: _show_choices(spec, v, lang),
+    "yesno": lambda spec, v, lang, cur: t(lang, "parse.yes" if v else "parse.no"),
+    "list": lambda spec, v, lang, cur: t(lang, "parse.list_separator").join(v),
+    "stakeholder": lambda spec, v, lang, cur: _show_stakeholders(v, lang),
+}
