@@ -25,9 +25,15 @@ def plain(text: str) -> str:
 
 
 class Driver:
-    def __init__(self, engine: Engine, user_id: int, language_code: str = "en"):
+    def __init__(
+        self,
+        engine: Engine,
+        user_id: int,
+        language_code: str = "en",
+        playbook: Playbook = PLAYBOOK,
+    ):
         self.engine = engine
-        self.dialog = Dialog(engine, PLAYBOOK, clock=lambda: FIXED_NOW)
+        self.dialog = Dialog(engine, playbook, clock=lambda: FIXED_NOW)
         self.sender = Sender(user_id=user_id, name="tester", language_code=language_code)
         self.last = Response()
 

@@ -12,7 +12,7 @@ from flows.i18n import t
 from storage.answers import get_answers, list_answer_changes
 from storage.db import make_engine, transaction
 from storage.deals import get_deal_by_number, list_stage_changes
-from tests.dialog_driver import PLAYBOOK, Driver
+from tests.dialog_driver import PLAYBOOK, Driver, plain
 from tests.factories import make_member, make_team
 
 REP, OTHER_REP, MANAGER, OTHER_TEAM_REP = 501, 502, 503, 601
@@ -397,3 +397,21 @@ def test_an_unexpected_error_is_logged_and_the_member_told(team_engine, monkeypa
     assert chat.text == t("en", "dialog.error")
     assert "disk on fire" in caplog.text
     assert chat.open_question() == waiting
+
+
+def test_edit_reaches_earlier_stages_and_rechecks_the_target_group(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat, industry="Other")
+    chat.say("/cancel")
+    chat.say("/edit 1")
+    target = PLAYBOOK.stage("target").name["en"]
+    first_of_stage = PLAYBOOK.stage("potential").fields[0].question["en"]
+    assert chat.labels[0] == f"⬜ {first_of_stage}"
+    chat.press(target)
+    chat.press(PLAYBOOK.field("industry").question["en"])
+    chat.press("Finance")
+    deal, answers = deal_state(team_engine)
+    assert answers["industry"] == "finance"
+    assert not deal.outside_target and deal.outside_target_reason is None
+    assert deal.stage_id == "potential"
+    assert "✔ Finance" in plain(chat.last.edited)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-import json
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 
 from flows.playbook import PlaybookError, load_playbook, shipped_playbook_path
 
@@ -144,21 +144,6 @@ def test_remind_only_on_dates():
 # -- broken playbooks ----------------------------------------------------------------------------
 
 
-def _toml(value: Any) -> str:
-    """A tiny TOML writer: everything as inline tables and arrays."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-    raise TypeError(type(value))
-
-
 def _shipped() -> dict[str, Any]:
     return copy.deepcopy(tomllib.loads(shipped_playbook_path().read_text(encoding="utf-8")))
 
@@ -173,7 +158,7 @@ def _field(raw: dict[str, Any], stage_id: str, field_id: str) -> dict[str, Any]:
 
 def _write(tmp_path: Path, raw: dict[str, Any]) -> Path:
     path = tmp_path / "broken.toml"
-    path.write_text("\n".join(f"{k} = {_toml(v)}" for k, v in raw.items()), encoding="utf-8")
+    path.write_text(tomli_w.dumps(raw), encoding="utf-8")
     return path
 
 
@@ -253,6 +238,16 @@ def test_ask_if_names_a_later_field(tmp_path):
         "stage 'potential'",
         "field 'current_system_notes'",
         "'signing_date'",
+    )
+
+
+def test_ask_if_names_a_value_that_is_not_an_option(tmp_path):
+    raw = _shipped()
+    _field(raw, "potential", "current_system_notes")["ask_if"][0]["in"] = ["works_bady"]
+    _one_problem_with(
+        _problems(_write(tmp_path, raw)),
+        "field 'current_system_notes' › ask_if",
+        "works_bady is not an option of field 'current_system'",
     )
 
 
