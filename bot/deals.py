@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from bot import questions, render
+from bot import overrides, questions, render
 from bot.access import find_deal, visible_deals
-from bot.events import Button, StageChanged
+from bot.events import Button
+from bot.moves import kind_of_move, move_deal
 from bot.state import EDIT, LOST_REASON, NEW_CUSTOMER, NEW_NAME, QUALIFY, UPDATE
 from bot.turn import Turn
 from flows import engine
 from storage.answers import get_answers
-from storage.deals import change_stage, create_deal, get_deal
+from storage.deals import create_deal, get_deal
 from storage.models import Deal
 from storage.teams import get_member
 
@@ -242,10 +243,14 @@ def propose_advance(turn: Turn, deal: Deal, target: str | None = None) -> None:
     check = engine.check_advance(playbook, deal.stage_id, to_stage, answers)
     if check.direction == "same":
         return turn.say(turn.text("dialog.already_there", stage=render.stage_name(turn, to_stage)))
+    from_index, to_index = playbook.stage_index(deal.stage_id), playbook.stage_index(to_stage)
     if not check.allowed:
-        return turn.say(render.advance_blocked(turn, deal, check), [[_update_button(turn, deal)]])
-    data = f"{CB_ADVANCE}:{deal.id}:{playbook.stage_index(deal.stage_id)}:"
-    data += str(playbook.stage_index(to_stage))
+        buttons = [
+            [_update_button(turn, deal)],
+            overrides.blocked_buttons(turn, deal, from_index, to_index),
+        ]
+        return turn.say(render.advance_blocked(turn, deal, check), buttons)
+    data = f"{CB_ADVANCE}:{deal.id}:{from_index}:{to_index}"
     key = "dialog.confirm_back" if check.direction == "back" else "dialog.confirm_advance"
     label = turn.text("dialog.button_move", stage=render.stage_name(turn, to_stage))
     turn.say(
@@ -284,28 +289,13 @@ def confirm_advance(turn: Turn, deal: Deal, from_index: int, to_index: int) -> N
     check = engine.check_advance(playbook, deal.stage_id, to_stage, answers)
     if not check.allowed:
         return propose_advance(turn, deal, to_stage)
-    kind = "back" if check.direction == "back" else "advance"
-    kind = "won" if to_index == len(playbook.stages) - 1 and kind == "advance" else kind
+    kind = kind_of_move(turn, from_index, to_index)
     move_deal(turn, deal, to_stage, kind)
     key = "dialog.won" if kind == "won" else "dialog.moved"
     turn.response.edited = turn.text(
         key, deal=render.deal_title(turn, deal), stage=render.stage_name(turn, to_stage)
     )
     turn.say(turn.response.edited, [[_update_button(turn, deal)]])
-
-
-def move_deal(turn: Turn, deal: Deal, to_stage: str, kind: str, reason: str | None = None) -> None:
-    from_stage = deal.stage_id
-    change_stage(
-        turn.session,
-        deal_id=deal.id,
-        to_stage=to_stage,
-        kind=kind,
-        member_id=turn.member.id,
-        now=turn.now,
-        reason=reason,
-    )
-    turn.response.events.append(StageChanged(deal.id, from_stage, to_stage, kind, turn.member.id))
 
 
 # -- lost ------------------------------------------------------------------------------------

@@ -14,17 +14,27 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import deals, questions
-from bot.access import deal_for
+from bot import deals, groups, membership, overrides, questions
+from bot.access import MANAGING_ROLES, deal_for
 from bot.events import Button, Incoming, Reply, Response
-from bot.state import IDLE, LOST_REASON, NEW_CUSTOMER, NEW_NAME, QUESTION, ConversationState
-from bot.turn import Turn
+from bot.state import (
+    EXCEPTION_REASON,
+    IDLE,
+    LOST_REASON,
+    NEW_CUSTOMER,
+    NEW_NAME,
+    OVERRIDE_REASON,
+    QUESTION,
+    ConversationState,
+)
+from bot.turn import DialogConfig, Turn
 from flows.i18n import LANGUAGES, normalise_language, t
 from flows.playbook import Playbook
 from storage.conversations import get_conversation, save_conversation
 from storage.db import transaction
 from storage.models import Member
 from storage.teams import get_member_by_telegram_id, update_member
+from storage.updates import claim_update
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -37,34 +47,69 @@ def utc_now() -> datetime:
 
 
 class Dialog:
-    def __init__(self, engine: Engine, playbook: Playbook, *, clock: Clock = utc_now):
+    def __init__(
+        self,
+        engine: Engine,
+        playbook: Playbook,
+        *,
+        clock: Clock = utc_now,
+        config: DialogConfig | None = None,
+    ):
         self.engine = engine
         self.playbook = playbook
         self.clock = clock
+        self.config = config or DialogConfig()
 
     def handle(self, event: Incoming) -> Response:
         """Handle one event; never raises: unexpected errors are logged and the member told."""
+        return self._in_transaction(
+            lambda session: self._handle(session, event),
+            f"an event from user {event.sender.user_id} (button={event.button!r}, "
+            f"text={(event.text or '')[:80]!r})",
+            reply_language=normalise_language(event.sender.language_code),
+        )
+
+    def group_migrated(self, old_chat_id: int, new_chat_id: int) -> Response:
+        """A linked group became a supergroup with a new chat id."""
+        return self._in_transaction(
+            lambda s: groups.group_migrated(s, old_chat_id=old_chat_id, new_chat_id=new_chat_id),
+            f"the migration of group {old_chat_id} to {new_chat_id}",
+        )
+
+    def group_removed(self, chat_id: int) -> Response:
+        """The bot was removed from a group (or can no longer post there)."""
+        return self._in_transaction(
+            lambda s: groups.group_removed(s, chat_id=chat_id, now=self.clock()),
+            f"the removal from group {chat_id}",
+        )
+
+    def _in_transaction(
+        self, work: Callable[[Session], Response], what: str, reply_language: str | None = None
+    ) -> Response:
         try:
             with transaction(self.engine) as session:
-                return self._handle(session, event)
+                return work(session)
         except Exception:
-            log.exception(
-                "failed to handle an event from user %s (button=%r, text=%r)",
-                event.sender.user_id,
-                event.button,
-                (event.text or "")[:80],
-            )
-            lang = normalise_language(event.sender.language_code)
-            return Response(replies=[Reply(t(lang, "dialog.error"))])
+            log.exception("failed to handle %s", what)
+            if reply_language is None:
+                return Response()
+            return Response(replies=[Reply(t(reply_language, "dialog.error"))])
 
     def _handle(self, session: Session, event: Incoming) -> Response:
+        now = self.clock()
+        if event.update_id is not None and not claim_update(
+            session, update_id=event.update_id, now=now
+        ):
+            log.info("update %s was handled already; ignoring the redelivery", event.update_id)
+            return Response()
         member = get_member_by_telegram_id(session, telegram_user_id=event.sender.user_id)
+        if not event.in_private:
+            return groups.group_event(session, event, member, self.config, now)
         if member is None:
-            lang = normalise_language(event.sender.language_code)
-            return Response(replies=[Reply(t(lang, "dialog.not_a_member"))])
+            return membership.stranger_event(session, event, self.config, now)
         conversation = get_conversation(session, member_id=member.id)
         state = ConversationState.from_dict(conversation.state if conversation else None)
-        turn = Turn(session, member, state, self.playbook, self._local_now(member))
+        turn = Turn(session, member, state, self.playbook, self._local_now(member), self.config)
         if event.button is not None:
             on_button(turn, event.button)
         else:
@@ -77,6 +122,7 @@ class Dialog:
             state=state.to_dict(),
             now=turn.now,
         )
+        groups.announce(turn)
         return turn.response
 
     def _local_now(self, member: Member) -> datetime:
@@ -100,6 +146,8 @@ def on_text(turn: Turn, text: str) -> None:
         return deals.new_deal_text(turn, text)
     if mode == LOST_REASON:
         return deals.lost_reason_text(turn, text)
+    if mode in (OVERRIDE_REASON, EXCEPTION_REASON):
+        return overrides.reason_text(turn, text)
     deal = questions.state_deal(turn)
     if mode == QUESTION and deal is not None:
         return questions.answer_text(turn, deal, text)
@@ -170,6 +218,7 @@ COMMANDS = {
     "back": back_command,
     "cancel": cancel_command,
     "lang": lang_command,
+    "invite": membership.invite_command,
 }
 
 
@@ -233,10 +282,35 @@ def _language_button(turn: Turn, parts: list[str]) -> bool:
     return True
 
 
+def _reason_button(mode: str):
+    def handler(turn: Turn, parts: list[str]) -> bool:
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            return False
+        deal = deal_for(turn.session, turn.member, int(parts[0]))
+        stages = len(turn.playbook.stages)
+        if deal is None or not (int(parts[1]) < stages and int(parts[2]) < stages):
+            return False
+        if mode == OVERRIDE_REASON and turn.member.role not in MANAGING_ROLES:
+            return False
+        overrides.start_reason(turn, deal, mode, int(parts[1]), int(parts[2]))
+        return True
+
+    return handler
+
+
+def _decision_button(turn: Turn, parts: list[str]) -> bool:
+    if len(parts) != 2 or not parts[0].isdigit() or parts[1] not in ("0", "1"):
+        return False
+    return overrides.decide(turn, int(parts[0]), parts[1] == "1")
+
+
 BUTTONS = {
     questions.CB_QUESTION: _question_button,
     deals.CB_DEAL: _deal_button,
     deals.CB_ADVANCE: _advance_button,
     deals.CB_EDIT: _edit_button,
     CB_LANGUAGE: _language_button,
+    overrides.CB_FORCE: _reason_button(OVERRIDE_REASON),
+    overrides.CB_ASK: _reason_button(EXCEPTION_REASON),
+    overrides.CB_DECIDE: _decision_button,
 }

@@ -25,7 +25,15 @@ class Incoming:
     sender: Sender
     text: str | None = None
     button: str | None = None
-    chat_type: str = "private"
+    chat_type: str = "private"  # or "group", "supergroup", "channel"
+    chat_id: int | None = None  # None: the sender's private chat
+    chat_title: str = ""
+    # Telegram's update id: a redelivered update (same id) takes effect once.
+    update_id: int | None = None
+
+    @property
+    def in_private(self) -> bool:
+        return self.chat_type == "private"
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,8 @@ class Reply:
     buttons: tuple[tuple[Button, ...], ...] = ()
     # A typed answer is wanted; the buttons are extras such as skip and back.
     expects_text: bool = False
+    # Another chat to send this to (a manager, the team's group); None: the chat of the event.
+    chat_id: int | None = None
 
 
 @dataclass(frozen=True)

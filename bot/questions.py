@@ -9,13 +9,16 @@ from typing import Any
 
 from bot import render
 from bot.events import Button
+from bot.moves import move_deal
 from bot.render import DONE, TOGGLE
 from bot.state import (
     EDIT,
+    EXCEPTION_REASON,
     LOST_REASON,
     MORE_PEOPLE,
     NEW_CUSTOMER,
     NEW_NAME,
+    OVERRIDE_REASON,
     QUALIFY,
     QUESTION,
     UPDATE,
@@ -27,7 +30,7 @@ from flows.parsers import Invalid, Valid, parse_checklist
 from flows.playbook import FieldSpec
 from flows.stakeholder import PARTS, parse_part
 from storage.answers import get_answers, save_answer
-from storage.deals import change_stage, get_deal, set_deal_attributes
+from storage.deals import get_deal, set_deal_attributes
 from storage.models import Deal
 
 CB_QUESTION = "q"  # q:<seq>:<payload> — an answer, toggle, skip or back for question <seq>
@@ -251,16 +254,7 @@ _YES_NO = FieldSpec(id="more_people", type="yesno", question={"zh": "", "en": ""
 def _open_qualified_deal(turn: Turn, deal: Deal, answers: dict[str, Any]) -> None:
     """Move a new deal into the first working stage, noting if it is outside the target group."""
     misses = _record_target_fit(turn, deal, answers)
-    target = turn.playbook.first_open_stage.id
-    change_stage(
-        turn.session,
-        deal_id=deal.id,
-        to_stage=target,
-        kind="advance",
-        member_id=turn.member.id,
-        now=turn.now,
-        reason=deal.outside_target_reason,
-    )
+    move_deal(turn, deal, turn.playbook.first_open_stage.id, "advance")
     turn.say(render.qualification(turn, deal, misses, answers))
     turn.state.reset()
     start_run(turn, deal, UPDATE)
@@ -298,5 +292,5 @@ def resume(turn: Turn) -> None:
     mode = turn.state.mode
     if mode == QUESTION and deal is not None:
         repeat_question(turn, deal)
-    elif mode in (NEW_CUSTOMER, NEW_NAME, LOST_REASON):
+    elif mode in (NEW_CUSTOMER, NEW_NAME, LOST_REASON, OVERRIDE_REASON, EXCEPTION_REASON):
         turn.say(turn.text(f"dialog.resume_{mode}"), expects_text=True)

@@ -51,7 +51,7 @@ def question(
     if q.item is not None:
         body = turn.text("dialog.checklist_question", item=turn.local(q.item.text))
         lines = [header, body, turn.text("dialog.checklist_hint")]
-        return _join(lines), _yes_no(turn), True
+        return join(lines), _yes_no(turn), True
     spec = q.spec
     if spec.type == "stakeholder":
         return _stakeholder_question(turn, header, spec, answers)
@@ -63,7 +63,7 @@ def question(
         lines.append(turn.text("dialog.current_value", value=current))
     if spec.type in FREE_TYPES and (spec.type != "text" or spec.example):
         lines.append(turn.text("dialog.example", example=example(spec, turn.lang)))
-    return _join(lines), _choices(turn, spec), spec.type in FREE_TYPES
+    return join(lines), _choices(turn, spec), spec.type in FREE_TYPES
 
 
 def _choices(turn: Turn, spec: FieldSpec) -> list[tuple[str, str]]:
@@ -95,11 +95,11 @@ def _stakeholder_question(turn: Turn, header: str, spec: FieldSpec, answers: dic
         lines.append(turn.text("dialog.person_so_far", name=draft.get("name", "")))
     if turn.state.part == MORE_PEOPLE:
         lines.append(turn.text("dialog.add_person"))
-        return _join(lines), _yes_no(turn), False
+        return join(lines), _yes_no(turn), False
     part = next(p for p in PARTS if p.id == turn.state.part)
     lines.append(escape(part_prompt(part, turn.lang)))
     choices = [(option_label(part, o, turn.lang), o) for o in part.options]
-    return _join(lines), choices, not part.options
+    return join(lines), choices, not part.options
 
 
 def answered(turn: Turn, q: Question, value: Any) -> Html:
@@ -179,14 +179,14 @@ def summary_card(turn: Turn, deal: Deal, answers: dict[str, Any]) -> str:
         key = "dialog.ready_to_advance" if report.closed else "dialog.blocked_from"
         lines.append(turn.text(key, stage=turn.local(following.name)))
     lines += coaching(turn, stage)
-    return _join(lines)
+    return join(lines)
 
 
 def gaps(turn: Turn, deal: Deal, answers: dict[str, Any]) -> str:
     lines = [turn.text("dialog.gaps_header", deal=deal_title(turn, deal))]
     lines += stage_status(turn, deal, answers)
     lines += coaching(turn, turn.playbook.stage(deal.stage_id))
-    return _join(lines)
+    return join(lines)
 
 
 def advance_blocked(turn: Turn, deal: Deal, check: AdvanceCheck) -> str:
@@ -207,7 +207,7 @@ def advance_blocked(turn: Turn, deal: Deal, check: AdvanceCheck) -> str:
         )
         lines += gap_lines(turn, report)
     lines.append(turn.text("dialog.advance_blocked_hint"))
-    return _join(lines)
+    return join(lines)
 
 
 def qualification(turn: Turn, deal: Deal, misses: list[FieldSpec], answers: dict[str, Any]):
@@ -216,7 +216,7 @@ def qualification(turn: Turn, deal: Deal, misses: list[FieldSpec], answers: dict
         return turn.text("dialog.qualified", deal=deal_title(turn, deal), stage=stage)
     reasons = [f"• {turn.local(f.question)} {escape(turn.value(f, answers[f.id]))}" for f in misses]
     head = turn.text("dialog.outside_target", deal=deal_title(turn, deal), stage=stage)
-    return _join([head, *reasons, turn.text("dialog.outside_target_hint")])
+    return join([head, *reasons, turn.text("dialog.outside_target_hint")])
 
 
 def deal_line(turn: Turn, deal: Deal, answers: dict[str, Any] | None = None) -> Html:
@@ -229,5 +229,5 @@ def deal_line(turn: Turn, deal: Deal, answers: dict[str, Any] | None = None) -> 
     )
 
 
-def _join(lines: list[str]) -> str:
+def join(lines: list[str]) -> str:
     return "\n".join(line for line in lines if line)

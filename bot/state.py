@@ -13,6 +13,8 @@ NEW_CUSTOMER = "new_customer"  # waiting for the customer's name
 NEW_NAME = "new_name"  # waiting for the deal's name
 QUESTION = "question"  # a playbook question is open
 LOST_REASON = "lost_reason"  # waiting for why a deal was lost
+OVERRIDE_REASON = "override_reason"  # a manager forcing a blocked move: why
+EXCEPTION_REASON = "exception_reason"  # a rep asking managers for an exception: why
 
 # Kinds of question run.
 QUALIFY = "qualify"  # the target-group criteria of a new deal

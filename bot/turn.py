@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,15 @@ def escape(value: Any) -> Html:
     return value if isinstance(value, Html) else Html(html.escape(str(value), quote=False))
 
 
+@dataclass(frozen=True)
+class DialogConfig:
+    """What the dialog needs from the settings and from Telegram."""
+
+    language: str = "zh"  # for new members and for group messages
+    timezone: str = "Asia/Shanghai"  # for new members
+    bot_username: str | None = None  # for t.me links; unknown in the terminal chat
+
+
 @dataclass
 class Turn:
     session: Session
@@ -33,11 +42,18 @@ class Turn:
     state: ConversationState
     playbook: Playbook
     now: datetime  # in the member's time zone
+    config: DialogConfig = field(default_factory=DialogConfig)
     response: Response = field(default_factory=Response)
+    # Set to write to someone else (a manager, the team's group) in their language.
+    language: str | None = None
 
     @property
     def lang(self) -> str:
-        return self.member.language
+        return self.language or self.member.language
+
+    def in_language(self, lang: str) -> Turn:
+        """The same turn, writing in another language (replies still go to one response)."""
+        return replace(self, language=lang)
 
     def text(self, key: str, **params: Any) -> Html:
         """A translated template with its parameters escaped."""
@@ -61,6 +77,7 @@ class Turn:
         buttons: list[list[Button]] | None = None,
         *,
         expects_text: bool = False,
+        chat_id: int | None = None,
     ) -> None:
         rows = tuple(tuple(row) for row in buttons or [] if row)
-        self.response.replies.append(Reply(text, rows, expects_text))
+        self.response.replies.append(Reply(text, rows, expects_text, chat_id))

@@ -193,3 +193,71 @@ class Conversation(SQLModel, table=True):
     question: str | None = Field(default=None, sa_type=String(64))
     state: dict[str, Any] = Field(default_factory=dict, sa_type=JSONValue, nullable=False)
     updated_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
+
+
+INVITE_ROLES = ("rep", "manager")
+REQUEST_STATUSES = ("pending", "approved", "rejected")
+
+
+class TeamGroup(SQLModel, table=True):
+    """The team's group chat, which hears about stage changes and wins."""
+
+    __tablename__ = "team_group"
+
+    team_id: int = Field(
+        primary_key=True,
+        foreign_key="team.id",
+        ondelete="CASCADE",
+        sa_column_kwargs={"autoincrement": False},
+    )
+    chat_id: int = Field(sa_type=BigInteger, unique=True)
+    title: str = ""
+    # Set when the bot was removed from the group: nothing is posted there any more.
+    removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    linked_by: int = Field(foreign_key="member.id")
+    linked_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
+
+
+class Invite(SQLModel, table=True):
+    """A one-time code that lets a Telegram user join a team with a role."""
+
+    __table_args__ = (CheckConstraint(_in("role", INVITE_ROLES), name="role"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_type=String(32), unique=True)
+    team_id: int = Field(foreign_key="team.id", ondelete="CASCADE")
+    role: str = Field(sa_type=String(16))
+    created_by: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_by: int | None = Field(default=None, foreign_key="member.id")
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ProcessedUpdate(SQLModel, table=True):
+    """Telegram update ids already handled, so a redelivered update takes effect once."""
+
+    __tablename__ = "processed_update"
+
+    update_id: int = Field(
+        sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    processed_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime, index=True)
+
+
+class AdvanceRequest(SQLModel, table=True):
+    """A rep's request to move a blocked deal on anyway; the first manager decision counts."""
+
+    __tablename__ = "advance_request"
+    __table_args__ = (CheckConstraint(_in("status", REQUEST_STATUSES), name="status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    deal_id: int = Field(foreign_key="deal.id", ondelete="CASCADE", index=True)
+    requested_by: int = Field(foreign_key="member.id")
+    from_stage: str = Field(sa_type=String(64))
+    to_stage: str = Field(sa_type=String(64))
+    reason: str
+    status: str = Field(default="pending", sa_type=String(16))
+    decided_by: int | None = Field(default=None, foreign_key="member.id")
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)

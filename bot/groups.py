@@ -1,0 +1,98 @@
+"""The team's group chat: linking it, and the one message it gets per stage change.
+
+Nothing else about deals is ever said in a group; deal commands there point to the private chat.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session
+
+from bot import render
+from bot.access import MANAGING_ROLES
+from bot.events import Incoming, Reply, Response, StageChanged
+from bot.turn import DialogConfig, Turn, escape
+from flows.i18n import t
+from flows.playbook import FieldSpec
+from storage.deals import get_deal
+from storage.groups import get_team_group, link_group, mark_group_removed, move_group
+from storage.models import Member
+from storage.teams import get_member, get_team, list_members
+
+AMOUNT = FieldSpec(id="amount", type="money", question={"zh": "金额", "en": "Amount"})
+
+
+def group_event(
+    session: Session, event: Incoming, member: Member | None, config: DialogConfig, now: datetime
+) -> Response:
+    """A command typed in a group; plain chatter never reaches the dialog."""
+    command = (event.text or "").strip().split(" ")[0].split("@")[0].lower()
+    lang = member.language if member else config.language
+    if command == "/setgroup":
+        return _link(session, event, member, lang, now)
+    if command in ("/help", "/start") or command.startswith("/"):
+        link = f"https://t.me/{config.bot_username}" if config.bot_username else ""
+        return Response(replies=[Reply(t(lang, "group.private_only", link=link))])
+    return Response()
+
+
+def _link(session: Session, event: Incoming, member: Member | None, lang: str, now: datetime):
+    if member is None or member.role not in MANAGING_ROLES:
+        return Response(replies=[Reply(t(lang, "group.setgroup_managers_only"))])
+    link_group(
+        session,
+        team_id=member.team_id,
+        chat_id=event.chat_id,
+        title=event.chat_title[:128],
+        member_id=member.id,
+        now=now,
+    )
+    team = get_team(session, team_id=member.team_id)
+    return Response(replies=[Reply(t(lang, "group.linked", team=escape(team.name)))])
+
+
+def announce(turn: Turn) -> None:
+    """Tell the team's group about this turn's stage changes, one short message each."""
+    group = get_team_group(turn.session, team_id=turn.member.team_id)
+    if group is None:
+        return
+    speaker = turn.in_language(turn.config.language)
+    for event in turn.response.events:
+        text = announcement(speaker, event)
+        if text:
+            turn.response.replies.append(Reply(text, chat_id=group.chat_id))
+
+
+def announcement(turn: Turn, event: StageChanged) -> str | None:
+    deal = get_deal(turn.session, deal_id=event.deal_id)
+    owner = get_member(turn.session, member_id=deal.owner_id)
+    amount = turn.value(AMOUNT, deal.amount_minor) if deal.amount_minor is not None else "—"
+    params = {
+        "rep": owner.display_name,
+        "deal": render.deal_title(turn, deal),
+        "from_stage": render.stage_name(turn, event.from_stage) if event.from_stage else "",
+        "to_stage": render.stage_name(turn, event.to_stage),
+        "amount": amount,
+        "reason": deal.lost_reason or "",
+    }
+    return turn.text(f"group.{event.kind}", **params)
+
+
+def group_migrated(session: Session, *, old_chat_id: int, new_chat_id: int) -> Response:
+    """A group became a supergroup: keep posting there under its new id."""
+    move_group(session, old_chat_id=old_chat_id, new_chat_id=new_chat_id)
+    return Response()
+
+
+def group_removed(session: Session, *, chat_id: int, now: datetime) -> Response:
+    """The bot was removed from a group: stop posting and tell the team's managers once."""
+    group = mark_group_removed(session, chat_id=chat_id, now=now)
+    if group is None:
+        return Response()
+    replies = [
+        Reply(t(m.language, "group.removed", title=escape(group.title)), chat_id=m.telegram_user_id)
+        for m in list_members(session, team_id=group.team_id)
+        if m.role in MANAGING_ROLES and m.active
+    ]
+    return Response(replies=replies)

@@ -1,0 +1,83 @@
+"""Joining a team with an invite code, and managers making invites."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session
+
+from bot.access import MANAGING_ROLES
+from bot.events import Incoming, Reply, Response
+from bot.turn import DialogConfig, Turn, escape
+from flows.i18n import LANGUAGES, t
+from storage.invites import create_invite, redeem_invite, set_invite_user
+from storage.teams import add_member, get_team
+
+INVITE_ROLES = ("rep", "manager")
+
+
+def stranger_event(
+    session: Session, event: Incoming, config: DialogConfig, now: datetime
+) -> Response:
+    """Someone who has not joined: ``/start <code>`` joins; anything else gets one hint."""
+    lang = member_language(event.sender.language_code, config)
+    if not event.in_private:
+        return Response()  # strangers in groups are not answered
+    command, _, code = (event.text or "").strip().partition(" ")
+    if command.split("@")[0] != "/start" or not code.strip():
+        return Response(replies=[Reply(t(lang, "dialog.not_a_member"))])
+    invite = redeem_invite(session, code=code.strip(), now=now)
+    if invite is None:
+        return Response(replies=[Reply(t(lang, "team.invite_invalid"))])
+    member = add_member(
+        session,
+        team_id=invite.team_id,
+        telegram_user_id=event.sender.user_id,
+        display_name=(event.sender.name or str(event.sender.user_id))[:64],
+        role=invite.role,
+        language=lang,
+        timezone=config.timezone,
+        now=now,
+    )
+    set_invite_user(session, invite_id=invite.id, member_id=member.id)
+    team = get_team(session, team_id=invite.team_id)
+    welcome = t(
+        lang, "team.joined", team=escape(team.name), role=t(lang, f"team.role_{invite.role}")
+    )
+    return Response(replies=[Reply(welcome), Reply(t(lang, "dialog.help"))])
+
+
+def member_language(code: str | None, config: DialogConfig) -> str:
+    """Telegram's language code when we speak it, else the team default."""
+    base = (code or "").split("-")[0].lower()
+    return base if base in LANGUAGES else config.language
+
+
+def invite_command(turn: Turn, args: str) -> None:
+    """A manager makes a one-time invite: ``/invite`` (a rep) or ``/invite manager``."""
+    if turn.member.role not in MANAGING_ROLES:
+        return turn.say(turn.text("team.managers_only"))
+    role = args.strip().lower() or "rep"
+    if role not in INVITE_ROLES:
+        return turn.say(turn.text("team.invite_usage"))
+    invite = create_invite(
+        turn.session,
+        team_id=turn.member.team_id,
+        role=role,
+        now=turn.now,
+        created_by=turn.member.id,
+    )
+    turn.say(
+        turn.text(
+            "team.invite_made",
+            role=turn.text(f"team.role_{role}"),
+            code=invite.code,
+            link=invite_link(turn.config, invite.code),
+        )
+    )
+
+
+def invite_link(config: DialogConfig, code: str) -> str:
+    if config.bot_username:
+        return f"https://t.me/{config.bot_username}?start={code}"
+    return f"/start {code}"

@@ -1,0 +1,174 @@
+"""Past blocking gaps: a manager forces a move with a reason; a rep asks the managers first."""
+
+from __future__ import annotations
+
+from bot import render
+from bot.access import MANAGING_ROLES, deal_for
+from bot.events import Button
+from bot.moves import kind_of_move, move_deal
+from bot.state import EXCEPTION_REASON, OVERRIDE_REASON
+from bot.turn import Turn
+from flows import engine
+from storage.answers import get_answers
+from storage.deals import get_deal
+from storage.models import Deal
+from storage.requests import create_advance_request, decide_advance_request, get_advance_request
+from storage.teams import get_member, list_members
+
+CB_FORCE = "f"  # f:<deal id>:<from index>:<to index> — a manager forces a blocked move
+CB_ASK = "x"  # x:<deal id>:<from index>:<to index> — a rep asks for an exception
+CB_DECIDE = "r"  # r:<request id>:<1 approve | 0 reject>
+MAX_REASON = 500
+
+
+def blocked_buttons(turn: Turn, deal: Deal, from_index: int, to_index: int) -> list[Button]:
+    """Under a blocked advance: force (managers) or ask for an exception (reps)."""
+    data = f"{deal.id}:{from_index}:{to_index}"
+    if turn.member.role in MANAGING_ROLES:
+        return [Button(turn.text("override.button_force"), f"{CB_FORCE}:{data}")]
+    return [Button(turn.text("override.button_ask"), f"{CB_ASK}:{data}")]
+
+
+def start_reason(turn: Turn, deal: Deal, mode: str, from_index: int, to_index: int) -> None:
+    """Ask why the deal should move despite its gaps."""
+    if turn.playbook.stage_index(deal.stage_id) != from_index or deal.status == "lost":
+        turn.response.notice = turn.text("dialog.old_button")
+        return
+    turn.state.reset()
+    turn.state.mode, turn.state.deal_id = mode, deal.id
+    turn.state.draft = {"from": from_index, "to": to_index}
+    key = "override.ask_force_reason" if mode == OVERRIDE_REASON else "override.ask_exception"
+    turn.say(
+        turn.text(
+            key,
+            deal=render.deal_title(turn, deal),
+            stage=render.stage_name(turn, turn.playbook.stages[to_index].id),
+        ),
+        expects_text=True,
+    )
+
+
+def reason_text(turn: Turn, text: str) -> None:
+    """The reason for a forced move or an exception request."""
+    reason = text.strip()
+    if not reason or len(reason) > MAX_REASON:
+        key = "dialog.reason_empty" if not reason else "dialog.reason_too_long"
+        return turn.say(turn.text(key, limit=MAX_REASON), expects_text=True)
+    state = turn.state
+    mode, from_index, to_index = state.mode, state.draft.get("from"), state.draft.get("to")
+    deal = get_deal(turn.session, deal_id=state.deal_id)
+    state.reset()
+    if deal is None or turn.playbook.stage_index(deal.stage_id) != from_index:
+        return turn.say(turn.text("dialog.old_button"))
+    if mode == OVERRIDE_REASON and turn.member.role in MANAGING_ROLES:
+        return _force(turn, deal, from_index, to_index, reason)
+    if mode == EXCEPTION_REASON:
+        return _ask_managers(turn, deal, from_index, to_index, reason)
+
+
+def _force(turn: Turn, deal: Deal, from_index: int, to_index: int, reason: str) -> None:
+    to_stage = turn.playbook.stages[to_index].id
+    move_deal(
+        turn, deal, to_stage, kind_of_move(turn, from_index, to_index), reason=reason, override=True
+    )
+    turn.say(
+        turn.text(
+            "override.forced",
+            deal=render.deal_title(turn, deal),
+            stage=render.stage_name(turn, to_stage),
+            reason=reason,
+        )
+    )
+
+
+def _ask_managers(turn: Turn, deal: Deal, from_index: int, to_index: int, reason: str) -> None:
+    to_stage = turn.playbook.stages[to_index].id
+    request = create_advance_request(
+        turn.session,
+        deal_id=deal.id,
+        requested_by=turn.member.id,
+        from_stage=deal.stage_id,
+        to_stage=to_stage,
+        reason=reason,
+        now=turn.now,
+    )
+    managers = [
+        m
+        for m in list_members(turn.session, team_id=turn.member.team_id)
+        if m.role in MANAGING_ROLES and m.active and m.id != turn.member.id
+    ]
+    if not managers:
+        return turn.say(turn.text("override.no_managers"))
+    answers = get_answers(turn.session, deal_id=deal.id)
+    check = engine.check_advance(turn.playbook, deal.stage_id, to_stage, answers)
+    for manager in managers:
+        speaker = turn.in_language(manager.language)
+        text = render.join(
+            [
+                speaker.text(
+                    "override.request",
+                    rep=turn.member.display_name,
+                    deal=render.deal_title(speaker, deal),
+                    from_stage=render.stage_name(speaker, deal.stage_id),
+                    to_stage=render.stage_name(speaker, to_stage),
+                    reason=reason,
+                ),
+                *[line for r in check.blockers for line in render.gap_lines(speaker, r)],
+            ]
+        )
+        buttons = [
+            [
+                Button(speaker.text("override.button_approve"), f"{CB_DECIDE}:{request.id}:1"),
+                Button(speaker.text("override.button_reject"), f"{CB_DECIDE}:{request.id}:0"),
+            ]
+        ]
+        speaker.say(text, buttons, chat_id=manager.telegram_user_id)
+    turn.say(turn.text("override.request_sent", deal=render.deal_title(turn, deal)))
+
+
+def decide(turn: Turn, request_id: int, approve: bool) -> bool:
+    """A manager's Approve / Reject press; False when it is not theirs to decide."""
+    request = get_advance_request(turn.session, request_id=request_id)
+    if request is None or turn.member.role not in MANAGING_ROLES:
+        return False
+    deal = deal_for(turn.session, turn.member, request.deal_id)
+    if deal is None:
+        return False
+    decided = decide_advance_request(
+        turn.session, request_id=request_id, approve=approve, member_id=turn.member.id, now=turn.now
+    )
+    if decided is None:
+        turn.response.notice = turn.text("override.already_decided")
+        return True
+    moved = approve and deal.stage_id == request.from_stage and deal.status != "lost"
+    if moved:
+        from_index = turn.playbook.stage_index(request.from_stage)
+        to_index = turn.playbook.stage_index(request.to_stage)
+        move_deal(
+            turn,
+            deal,
+            request.to_stage,
+            kind_of_move(turn, from_index, to_index),
+            reason=request.reason,
+            override=True,
+        )
+    outcome = "approved" if moved else "rejected" if not approve else "outdated"
+    turn.response.edited = turn.text(f"override.you_{outcome}", deal=render.deal_title(turn, deal))
+    _tell_rep(turn, deal, request.requested_by, request.to_stage, outcome)
+    return True
+
+
+def _tell_rep(turn: Turn, deal: Deal, rep_id: int, to_stage: str, outcome: str) -> None:
+    rep = get_member(turn.session, member_id=rep_id)
+    if rep is None:
+        return
+    speaker = turn.in_language(rep.language)
+    speaker.say(
+        speaker.text(
+            f"override.rep_{outcome}",
+            deal=render.deal_title(speaker, deal),
+            stage=render.stage_name(speaker, to_stage),
+            manager=turn.member.display_name,
+        ),
+        chat_id=rep.telegram_user_id,
+    )

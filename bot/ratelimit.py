@@ -1,0 +1,174 @@
+"""A PTB rate limiter that follows Telegram's flood limits and waits out 429s.
+
+Pass an instance to ``ApplicationBuilder().rate_limiter(...)``.
+
+Limits (Telegram Bot FAQ, "My bot is hitting limits, how do I avoid this?"):
+
+* private chat (positive chat id): about 1 message/s, after a burst of ``private_burst``
+  so a 2-3 message reply goes out at once;
+* group, supergroup or channel (negative id or ``"@name"``): ``group_per_minute`` per minute;
+* the whole bot: ``overall_per_second`` messages/s.
+
+What counts: only endpoints that put a message into a chat -- ``send*`` (not
+``sendChatAction``: it shows "typing..." and makes no message), ``copyMessage(s)``,
+``forwardMessage(s)`` and ``editMessage*``. ``sendMediaGroup`` counts as one. Everything else
+(getUpdates, getMe, answerCallbackQuery, setMyCommands, setWebhook, deleteMessage, ...) passes
+straight through: not throttled, not paused, not retried.
+
+Retry rule: on ``RetryAfter`` we sleep ``retry_after`` + 0.1 s and retry, at most ``max_retries``
+times (``rate_limit_args`` overrides it per call), then re-raise. If the request had a
+``chat_id`` only that chat pauses (other chats keep sending); without one (e.g. editing an
+inline message) the 429 can only concern the bot as a whole, so all counted requests pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from aiolimiter import AsyncLimiter
+from telegram.error import RetryAfter
+from telegram.ext import BaseRateLimiter
+
+logger = logging.getLogger(__name__)
+
+RETRY_MARGIN = 0.1  # seconds added to retry_after, so we don't retry a hair too early
+_MESSAGE_PREFIXES = ("send", "copyMessage", "forwardMessage", "editMessage")
+_FREE_ENDPOINTS = frozenset({"sendChatAction"})
+
+Result = bool | dict[str, Any] | list[dict[str, Any]]
+
+
+def counts_against_limits(endpoint: str) -> bool:
+    """Whether ``endpoint`` sends or edits a message, i.e. is subject to flood limits."""
+    return endpoint.startswith(_MESSAGE_PREFIXES) and endpoint not in _FREE_ENDPOINTS
+
+
+def chat_key(chat_id: object) -> int | str | None:
+    """``chat_id`` as an int where possible ("123" and 123 are the same chat), else a string."""
+    if chat_id is None:
+        return None
+    with contextlib.suppress(ValueError, TypeError):
+        return int(chat_id)  # type: ignore[call-overload]
+    return str(chat_id)
+
+
+@dataclass(slots=True)
+class _Chat:
+    limiter: AsyncLimiter
+    paused_until: float = 0.0  # event-loop time until which a 429 told this chat to wait
+
+
+class TelegramRateLimiter(BaseRateLimiter[int]):
+    """Per-chat and overall throttling plus per-chat 429 handling; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        private_burst: int = 3,
+        private_per_second: float = 1.0,
+        group_per_minute: int = 20,
+        group_period: float = 60.0,
+        overall_per_second: float = 30.0,
+        max_retries: int = 5,
+        max_chats: int = 1024,
+    ) -> None:
+        # A leaky bucket of size `burst` draining at `rate` allows `burst` at once, then `rate`.
+        self._private_bucket = (private_burst, private_burst / private_per_second)
+        # `group_period` is only there so tests can squeeze "a minute" into a fraction of a second.
+        self._group_bucket = (group_per_minute, group_period)
+        self._overall_per_second = overall_per_second
+        self._max_retries = max_retries
+        self._max_chats = max_chats
+        self._reset()
+
+    def _reset(self) -> None:
+        # AsyncLimiter binds to the loop it is first used on, so start fresh on every (re)start.
+        self._overall = AsyncLimiter(self._overall_per_second, 1)
+        self._chats: OrderedDict[int | str, _Chat] = OrderedDict()
+        self._paused_until = 0.0  # global pause, from a 429 on a request without chat_id
+
+    async def initialize(self) -> None:
+        self._reset()
+
+    async def shutdown(self) -> None:
+        self._reset()
+
+    def _chat(self, key: int | str) -> _Chat:
+        chat = self._chats.get(key)
+        if chat is None:
+            if len(self._chats) >= self._max_chats:
+                self._drop_idle()
+            private = isinstance(key, int) and key > 0
+            max_rate, period = self._private_bucket if private else self._group_bucket
+            chat = self._chats[key] = _Chat(AsyncLimiter(max_rate, period))
+        self._chats.move_to_end(key)
+        return chat
+
+    def _drop_idle(self) -> None:
+        # A chat whose bucket is empty and that is not paused holds no information: forgetting
+        # it is harmless. Busy chats stay, so the dict is bounded by how many chats can be
+        # active at once under the overall limit.
+        now = asyncio.get_running_loop().time()
+        for key, chat in list(self._chats.items()):
+            if chat.paused_until <= now and chat.limiter.has_capacity(chat.limiter.max_rate):
+                del self._chats[key]
+
+    def _pause_left(self, chat: _Chat | None) -> float:
+        until = max(self._paused_until, chat.paused_until if chat else 0.0)
+        return until - asyncio.get_running_loop().time()
+
+    async def _throttle(self, chat: _Chat | None) -> None:
+        while True:
+            while (left := self._pause_left(chat)) > 0:
+                await asyncio.sleep(left)
+            if chat is None:
+                break
+            await chat.limiter.acquire()
+            # A 429 may have come in while we queued; then queue again after the pause, or
+            # everything that queued during the pause would go out in one burst.
+            if self._pause_left(chat) <= 0:
+                break
+        await self._overall.acquire()
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, Result]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> Result:
+        if not counts_against_limits(endpoint):
+            return await callback(*args, **kwargs)
+        max_retries = self._max_retries if rate_limit_args is None else rate_limit_args
+        key = chat_key(data.get("chat_id"))
+        for attempt in itertools.count():
+            chat = None if key is None else self._chat(key)
+            await self._throttle(chat)
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as exc:
+                # `exc.retry_after` warns about its int -> timedelta migration; the private
+                # timedelta is what PTB's own AIORateLimiter reads too.
+                wait = exc._retry_after.total_seconds() + RETRY_MARGIN
+                where = "all chats" if chat is None else f"chat {key}"
+                if attempt >= max_retries:
+                    logger.warning(
+                        "429 on %s for %s; giving up after %d retries", endpoint, where, attempt
+                    )
+                    raise
+                logger.warning("429 on %s for %s; waiting %.2f s", endpoint, where, wait)
+                until = asyncio.get_running_loop().time() + wait
+                if chat is None:
+                    self._paused_until = max(self._paused_until, until)
+                else:
+                    chat.paused_until = max(chat.paused_until, until)
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,41 @@
+"""Telegram update ids already handled, so that a redelivered update takes effect once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from storage.models import ProcessedUpdate
+
+# Telegram redelivers an update for at most a day; older ids can go.
+KEEP_FOR = timedelta(days=2)
+
+
+def claim_update(session: Session, *, update_id: int, now: datetime) -> bool:
+    """Mark an update as handled in the caller's transaction.
+
+    If the transaction later rolls back, the claim goes with it, so a crash before the commit
+    lets the redelivered update be handled again; after the commit it is refused.
+
+    Returns:
+        False if the update was handled already.
+    """
+    if session.get(ProcessedUpdate, update_id) is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
+    except IntegrityError:
+        return False  # another instance claimed it at the same moment
+    return True
+
+
+def forget_old_updates(session: Session, *, now: datetime) -> int:
+    """Drop claims older than any possible redelivery; returns how many."""
+    result = session.execute(
+        delete(ProcessedUpdate).where(col(ProcessedUpdate.processed_at) < now - KEEP_FOR)
+    )
+    return result.rowcount
