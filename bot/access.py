@@ -6,6 +6,7 @@ import logging
 
 from sqlmodel import Session
 
+from bot.turn import is_number
 from storage.deals import get_deal, get_deal_by_number, list_deals
 from storage.models import Deal, Member
 
@@ -42,7 +43,7 @@ def find_deal(session: Session, member: Member, ref: str) -> tuple[Deal | None, 
         The deal, or None with the candidates when the reference is ambiguous.
     """
     number = ref.removeprefix("#")
-    if number.isdigit() and len(number) < 10:
+    if is_number(number):
         deal = get_deal_by_number(session, team_id=member.team_id, number=int(number))
         return (deal, []) if deal is not None and can_see(member, deal) else (None, [])
     needle = ref.casefold()

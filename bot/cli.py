@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.app import build_app
 from bot.config import ConfigError, load_settings
@@ -44,12 +46,14 @@ def chat(
     role: Annotated[Role, typer.Option("--as", help="Play a rep or a manager.")] = Role.rep,
 ) -> None:
     """Try StageCoach in the terminal, as a member of a local demo team (no Telegram needed)."""
-    stagecoach = _build()
+    settings = _settings()
+    _log_to_file(Path(settings.logging.chat_file))
+    stagecoach = _build(settings)
     sender = demo_sender(stagecoach, role.value)
     interactive = sys.stdin.isatty()
     if interactive:
-        language = stagecoach.settings.defaults.language
-        typer.echo(t(language, "terminal.welcome", role=role.value))
+        language = settings.defaults.language
+        typer.echo(t(language, "terminal.welcome", role=t(language, f"team.role_{role.value}")))
     TerminalChat(stagecoach, sender, sys.stdout, echo=not interactive).run(_lines(interactive))
 
 
@@ -106,16 +110,29 @@ def _settings():
         raise typer.Exit(2) from exc
 
 
-def _build():
+def _build(settings):
     try:
-        return build_app(_settings())
+        return build_app(settings)
     except PlaybookError as exc:
         typer.echo(f"Playbook error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    except SQLAlchemyError as exc:
+        reason = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        typer.echo(f"Cannot open the database {_redact(settings.database.url)}: {reason}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _log_to_file(path: Path) -> None:
+    """Send log records to a file: in the chat they would mix with the conversation."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
 
 
 def _redact(url: str) -> str:
     """A database URL without its password, for printing."""
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)

@@ -49,8 +49,14 @@ class DefaultSettings(_Section):
         return value
 
 
+class LoggingSettings(_Section):
+    # The terminal chat logs here, so that no log line or traceback lands in the conversation.
+    chat_file: str = Field("data/stagecoach-chat.log", description="log file of `stagecoach chat`")
+
+
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
+    logging: LoggingSettings = LoggingSettings()
     playbook: PlaybookSettings = PlaybookSettings()
     defaults: DefaultSettings = DefaultSettings()
 
@@ -79,6 +85,7 @@ def load_settings(path: Path | str | None = None) -> Settings:
     )
     if settings.playbook.path:
         settings.playbook.path = str(base / settings.playbook.path)
+    settings.logging.chat_file = str(base / settings.logging.chat_file)
     return settings
 
 

@@ -7,7 +7,7 @@ from bot.access import find_deal, visible_deals
 from bot.events import Button
 from bot.moves import kind_of_move, move_deal
 from bot.state import EDIT, LOST_REASON, NEW_CUSTOMER, NEW_NAME, QUALIFY, UPDATE
-from bot.turn import Turn
+from bot.turn import Turn, is_number
 from flows import engine
 from storage.answers import get_answers
 from storage.deals import create_deal, get_deal
@@ -34,10 +34,8 @@ def new_command(turn: Turn, args: str) -> None:
 
 def new_deal_text(turn: Turn, text: str) -> None:
     """The customer's name, then the deal's name; then the target-group questions."""
-    value = " ".join(text.split())
-    if not value or len(value) > MAX_NAME:
-        key = "dialog.name_empty" if not value else "dialog.name_too_long"
-        turn.say(turn.text(key, limit=MAX_NAME), expects_text=True)
+    value = turn.short_text(text, MAX_NAME)
+    if value is None:
         return
     state = turn.state
     if state.mode == NEW_CUSTOMER:
@@ -132,6 +130,15 @@ def _owner_names(turn: Turn, deals: list[Deal]) -> dict[int, str]:
 # -- the verbs -------------------------------------------------------------------------------
 
 
+def refused_as_lost(turn: Turn, deal: Deal) -> bool:
+    """A lost deal is closed: say so instead of changing it."""
+    if deal.status != "lost":
+        return False
+    reason = deal.lost_reason or ""
+    turn.say(turn.text("dialog.deal_lost", deal=render.deal_title(turn, deal), reason=reason))
+    return True
+
+
 def update_command(turn: Turn, args: str) -> None:
     deal = with_deal(turn, args, "u")
     if deal is not None:
@@ -140,14 +147,7 @@ def update_command(turn: Turn, args: str) -> None:
 
 
 def run_update(turn: Turn, deal: Deal, key: str | None = None) -> None:
-    if deal.status == "lost":
-        turn.say(
-            turn.text(
-                "dialog.deal_lost",
-                deal=render.deal_title(turn, deal),
-                reason=deal.lost_reason or "",
-            )
-        )
+    if refused_as_lost(turn, deal):
         return
     if key is not None:
         return edit_field(turn, deal, key)
@@ -163,6 +163,8 @@ def edit_command(turn: Turn, args: str) -> None:
 
 def show_fields(turn: Turn, deal: Deal, stage_index: int | None = None) -> None:
     """A stage's questions as buttons, to change one answer; other reached stages below."""
+    if refused_as_lost(turn, deal):
+        return
     answers = get_answers(turn.session, deal_id=deal.id)
     current = turn.playbook.stage_index(deal.stage_id)
     shown = current if stage_index is None else min(stage_index, current)
@@ -190,7 +192,9 @@ def show_fields(turn: Turn, deal: Deal, stage_index: int | None = None) -> None:
 
 
 def edit_field(turn: Turn, deal: Deal, key: str) -> None:
-    if key.startswith(STAGE_MARK) and key[1:].isdigit():
+    if refused_as_lost(turn, deal):
+        return
+    if key.startswith(STAGE_MARK) and is_number(key[1:]):
         return show_fields(turn, deal, int(key[1:]))
     try:
         engine.question_for(turn.playbook, key)
@@ -209,11 +213,12 @@ def gaps_command(turn: Turn, args: str) -> None:
 
 def show_gaps(turn: Turn, deal: Deal) -> None:
     answers = get_answers(turn.session, deal_id=deal.id)
-    turn.say(render.gaps(turn, deal, answers), [[_update_button(turn, deal)]])
+    buttons = [[_update_button(turn, deal)]] if deal.status != "lost" else []
+    turn.say(render.gaps(turn, deal, answers), buttons)
 
 
 def _update_button(turn: Turn, deal: Deal) -> Button:
-    return Button(turn.text("dialog.button_update"), f"{CB_DEAL}:u:{deal.id}")
+    return Button(turn.label("dialog.button_update"), f"{CB_DEAL}:u:{deal.id}")
 
 
 def advance_command(turn: Turn, args: str) -> None:
@@ -228,14 +233,8 @@ def advance_command(turn: Turn, args: str) -> None:
 def propose_advance(turn: Turn, deal: Deal, target: str | None = None) -> None:
     """Show what blocks the next (or named) stage, or a button to move there."""
     playbook = turn.playbook
-    if deal.status == "lost":
-        return turn.say(
-            turn.text(
-                "dialog.deal_lost",
-                deal=render.deal_title(turn, deal),
-                reason=deal.lost_reason or "",
-            )
-        )
+    if refused_as_lost(turn, deal):
+        return
     to_stage = _target_stage(turn, deal, target)
     if to_stage is None:
         return
@@ -252,7 +251,9 @@ def propose_advance(turn: Turn, deal: Deal, target: str | None = None) -> None:
         return turn.say(render.advance_blocked(turn, deal, check), buttons)
     data = f"{CB_ADVANCE}:{deal.id}:{from_index}:{to_index}"
     key = "dialog.confirm_back" if check.direction == "back" else "dialog.confirm_advance"
-    label = turn.text("dialog.button_move", stage=render.stage_name(turn, to_stage))
+    label = turn.label(
+        "dialog.button_move", stage=render.plain(turn.playbook.stage(to_stage).name, turn.lang)
+    )
     turn.say(
         turn.text(key, deal=render.deal_title(turn, deal), stage=render.stage_name(turn, to_stage)),
         [[Button(label, data)]],
@@ -267,7 +268,7 @@ def _target_stage(turn: Turn, deal: Deal, target: str | None) -> str | None:
             turn.say(turn.text("dialog.last_stage", deal=render.deal_title(turn, deal)))
         return following.id if following else None
     ids = [s.id for s in playbook.stages]
-    if target.isdigit() and 1 <= int(target) <= len(ids):
+    if is_number(target) and 1 <= int(target) <= len(ids):
         return ids[int(target) - 1]
     if target in ids:
         return target
@@ -290,12 +291,14 @@ def confirm_advance(turn: Turn, deal: Deal, from_index: int, to_index: int) -> N
     if not check.allowed:
         return propose_advance(turn, deal, to_stage)
     kind = kind_of_move(turn, from_index, to_index)
+    turn.state.reset()  # an open question of the old stage no longer applies
     move_deal(turn, deal, to_stage, kind)
     key = "dialog.won" if kind == "won" else "dialog.moved"
-    turn.response.edited = turn.text(
+    text = turn.text(
         key, deal=render.deal_title(turn, deal), stage=render.stage_name(turn, to_stage)
     )
-    turn.say(turn.response.edited, [[_update_button(turn, deal)]])
+    turn.edit(text)
+    turn.say(text, [[_update_button(turn, deal)]])
 
 
 # -- lost ------------------------------------------------------------------------------------
@@ -308,14 +311,8 @@ def lost_command(turn: Turn, args: str) -> None:
 
 
 def ask_lost_reason(turn: Turn, deal: Deal) -> None:
-    if deal.status == "lost":
-        return turn.say(
-            turn.text(
-                "dialog.deal_lost",
-                deal=render.deal_title(turn, deal),
-                reason=deal.lost_reason or "",
-            )
-        )
+    if refused_as_lost(turn, deal):
+        return
     turn.state.reset()
     turn.state.mode, turn.state.deal_id = LOST_REASON, deal.id
     turn.say(
@@ -324,10 +321,8 @@ def ask_lost_reason(turn: Turn, deal: Deal) -> None:
 
 
 def lost_reason_text(turn: Turn, text: str) -> None:
-    reason = text.strip()
-    if not reason or len(reason) > MAX_REASON:
-        key = "dialog.reason_empty" if not reason else "dialog.reason_too_long"
-        turn.say(turn.text(key, limit=MAX_REASON), expects_text=True)
+    reason = turn.short_text(text, MAX_REASON)
+    if reason is None:
         return
     deal = get_deal(turn.session, deal_id=turn.state.deal_id)
     turn.state.reset()

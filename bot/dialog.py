@@ -27,8 +27,8 @@ from bot.state import (
     QUESTION,
     ConversationState,
 )
-from bot.turn import DialogConfig, Turn
-from flows.i18n import LANGUAGES, normalise_language, t
+from bot.turn import DialogConfig, Turn, is_number
+from flows.i18n import LANGUAGES, t
 from flows.playbook import Playbook
 from storage.conversations import get_conversation, save_conversation
 from storage.db import transaction
@@ -66,7 +66,7 @@ class Dialog:
             lambda session: self._handle(session, event),
             f"an event from user {event.sender.user_id} (button={event.button!r}, "
             f"text={(event.text or '')[:80]!r})",
-            reply_language=normalise_language(event.sender.language_code),
+            on_error=lambda: Response(replies=[Reply(t(self._language_of(event), "dialog.error"))]),
         )
 
     def group_migrated(self, old_chat_id: int, new_chat_id: int) -> Response:
@@ -84,16 +84,28 @@ class Dialog:
         )
 
     def _in_transaction(
-        self, work: Callable[[Session], Response], what: str, reply_language: str | None = None
+        self,
+        work: Callable[[Session], Response],
+        what: str,
+        on_error: Callable[[], Response] = Response,
     ) -> Response:
         try:
             with transaction(self.engine) as session:
                 return work(session)
         except Exception:
             log.exception("failed to handle %s", what)
-            if reply_language is None:
-                return Response()
-            return Response(replies=[Reply(t(reply_language, "dialog.error"))])
+            return on_error()
+
+    def _language_of(self, event: Incoming) -> str:
+        """The member's language for an error message, even if the database is what failed."""
+        try:
+            with transaction(self.engine) as session:
+                member = get_member_by_telegram_id(session, telegram_user_id=event.sender.user_id)
+                if member is not None:
+                    return member.language
+        except Exception:
+            log.warning("could not read the language of user %s", event.sender.user_id)
+        return membership.member_language(event.sender.language_code, self.config)
 
     def _handle(self, session: Session, event: Incoming) -> Response:
         now = self.clock()
@@ -109,6 +121,8 @@ class Dialog:
             return membership.stranger_event(session, event, self.config, now)
         conversation = get_conversation(session, member_id=member.id)
         state = ConversationState.from_dict(conversation.state if conversation else None)
+        if not questions.still_asked(state, self.playbook):
+            state.reset()  # the team's playbook dropped the question that was open
         turn = Turn(session, member, state, self.playbook, self._local_now(member), self.config)
         if event.button is not None:
             on_button(turn, event.button)
@@ -232,10 +246,11 @@ def on_button(turn: Turn, data: str) -> None:
     if handler is None or not handler(turn, rest.split(":")):
         log.info("refused button %r from member %s", data[:64], turn.member.id)
         turn.response.notice = turn.text("dialog.old_button")
+        questions.resume(turn)
 
 
 def _question_button(turn: Turn, parts: list[str]) -> bool:
-    if len(parts) != 2 or not parts[0].isdigit():
+    if len(parts) != 2 or not is_number(parts[0]):
         return False
     deal = questions.state_deal(turn)
     if turn.state.mode != QUESTION or int(parts[0]) != turn.state.seq or deal is None:
@@ -245,7 +260,7 @@ def _question_button(turn: Turn, parts: list[str]) -> bool:
 
 
 def _deal_button(turn: Turn, parts: list[str]) -> bool:
-    if len(parts) != 2 or parts[0] not in deals.VERBS or not parts[1].isdigit():
+    if len(parts) != 2 or parts[0] not in deals.VERBS or not is_number(parts[1]):
         return False
     deal = deal_for(turn.session, turn.member, int(parts[1]))
     if deal is None:
@@ -255,7 +270,7 @@ def _deal_button(turn: Turn, parts: list[str]) -> bool:
 
 
 def _advance_button(turn: Turn, parts: list[str]) -> bool:
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+    if len(parts) != 3 or not all(is_number(p) for p in parts):
         return False
     deal = deal_for(turn.session, turn.member, int(parts[0]))
     stages = len(turn.playbook.stages)
@@ -266,7 +281,7 @@ def _advance_button(turn: Turn, parts: list[str]) -> bool:
 
 
 def _edit_button(turn: Turn, parts: list[str]) -> bool:
-    if len(parts) != 2 or not parts[0].isdigit():
+    if len(parts) != 2 or not is_number(parts[0]):
         return False
     deal = deal_for(turn.session, turn.member, int(parts[0]))
     if deal is None:
@@ -284,7 +299,7 @@ def _language_button(turn: Turn, parts: list[str]) -> bool:
 
 def _reason_button(mode: str):
     def handler(turn: Turn, parts: list[str]) -> bool:
-        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        if len(parts) != 3 or not all(is_number(p) for p in parts):
             return False
         deal = deal_for(turn.session, turn.member, int(parts[0]))
         stages = len(turn.playbook.stages)
@@ -299,7 +314,7 @@ def _reason_button(mode: str):
 
 
 def _decision_button(turn: Turn, parts: list[str]) -> bool:
-    if len(parts) != 2 or not parts[0].isdigit() or parts[1] not in ("0", "1"):
+    if len(parts) != 2 or not is_number(parts[0]) or parts[1] not in ("0", "1"):
         return False
     return overrides.decide(turn, int(parts[0]), parts[1] == "1")
 

@@ -71,5 +71,6 @@ class Response:
     events: list[StageChanged] = field(default_factory=list)
     # Short notice for a button press that changed nothing (an old or foreign button).
     notice: str | None = None
-    # New text for the message whose button was pressed: the question with its answer.
-    edited: str | None = None
+    # The message whose button was pressed, rewritten: a question with its answer (no buttons
+    # left live), or a multiple choice with its new check marks.
+    edited: Reply | None = None

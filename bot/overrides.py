@@ -25,8 +25,8 @@ def blocked_buttons(turn: Turn, deal: Deal, from_index: int, to_index: int) -> l
     """Under a blocked advance: force (managers) or ask for an exception (reps)."""
     data = f"{deal.id}:{from_index}:{to_index}"
     if turn.member.role in MANAGING_ROLES:
-        return [Button(turn.text("override.button_force"), f"{CB_FORCE}:{data}")]
-    return [Button(turn.text("override.button_ask"), f"{CB_ASK}:{data}")]
+        return [Button(turn.label("override.button_force"), f"{CB_FORCE}:{data}")]
+    return [Button(turn.label("override.button_ask"), f"{CB_ASK}:{data}")]
 
 
 def start_reason(turn: Turn, deal: Deal, mode: str, from_index: int, to_index: int) -> None:
@@ -50,10 +50,9 @@ def start_reason(turn: Turn, deal: Deal, mode: str, from_index: int, to_index: i
 
 def reason_text(turn: Turn, text: str) -> None:
     """The reason for a forced move or an exception request."""
-    reason = text.strip()
-    if not reason or len(reason) > MAX_REASON:
-        key = "dialog.reason_empty" if not reason else "dialog.reason_too_long"
-        return turn.say(turn.text(key, limit=MAX_REASON), expects_text=True)
+    reason = turn.short_text(text, MAX_REASON)
+    if reason is None:
+        return
     state = turn.state
     mode, from_index, to_index = state.mode, state.draft.get("from"), state.draft.get("to")
     deal = get_deal(turn.session, deal_id=state.deal_id)
@@ -118,8 +117,8 @@ def _ask_managers(turn: Turn, deal: Deal, from_index: int, to_index: int, reason
         )
         buttons = [
             [
-                Button(speaker.text("override.button_approve"), f"{CB_DECIDE}:{request.id}:1"),
-                Button(speaker.text("override.button_reject"), f"{CB_DECIDE}:{request.id}:0"),
+                Button(speaker.label("override.button_approve"), f"{CB_DECIDE}:{request.id}:1"),
+                Button(speaker.label("override.button_reject"), f"{CB_DECIDE}:{request.id}:0"),
             ]
         ]
         speaker.say(text, buttons, chat_id=manager.telegram_user_id)
@@ -153,7 +152,7 @@ def decide(turn: Turn, request_id: int, approve: bool) -> bool:
             override=True,
         )
     outcome = "approved" if moved else "rejected" if not approve else "outdated"
-    turn.response.edited = turn.text(f"override.you_{outcome}", deal=render.deal_title(turn, deal))
+    turn.edit(turn.text(f"override.you_{outcome}", deal=render.deal_title(turn, deal)))
     _tell_rep(turn, deal, request.requested_by, request.to_stage, outcome)
     return True
 

@@ -22,13 +22,14 @@ from bot.state import (
     QUALIFY,
     QUESTION,
     UPDATE,
+    ConversationState,
 )
 from bot.turn import Turn
 from flows import engine
 from flows.engine import Question
 from flows.parsers import Invalid, Valid, parse_checklist
-from flows.playbook import FieldSpec
-from flows.stakeholder import PARTS, parse_part
+from flows.playbook import FieldSpec, Playbook
+from flows.stakeholder import PARTS, Part, parse_part
 from storage.answers import get_answers, save_answer
 from storage.deals import get_deal, set_deal_attributes
 from storage.models import Deal
@@ -94,10 +95,18 @@ def _with_controls(turn: Turn, choices: list[tuple[str, str]]) -> list[list[Butt
     seq = turn.state.seq
     buttons = [Button(label, f"{CB_QUESTION}:{seq}:{payload}") for label, payload in choices]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
-    controls = [Button(turn.text("dialog.button_skip"), f"{CB_QUESTION}:{seq}:{SKIP}")]
+    controls = [Button(turn.label("dialog.button_skip"), f"{CB_QUESTION}:{seq}:{SKIP}")]
     if len(turn.state.history) > 1:
-        controls.append(Button(turn.text("dialog.button_back"), f"{CB_QUESTION}:{seq}:{BACK}"))
+        controls.append(Button(turn.label("dialog.button_back"), f"{CB_QUESTION}:{seq}:{BACK}"))
     return rows + [controls]
+
+
+def still_asked(state: ConversationState, playbook: Playbook) -> bool:
+    """Whether the open question (if any) still exists in the playbook."""
+    try:
+        return state.key is None or engine.question_for(playbook, state.key) is not None
+    except KeyError:
+        return False
 
 
 def current_question(turn: Turn) -> Question:
@@ -141,7 +150,7 @@ def _accept(turn: Turn, deal: Deal, question: Question, result: Valid | Invalid)
         turn.say(turn.text("dialog.try_again", error=result.message(turn.lang)))
         return repeat_question(turn, deal)
     _save(turn, deal, question.key, result.value, question.spec)
-    turn.response.edited = render.answered(turn, question, result.value)
+    turn.edit(render.answered(turn, question, result.value))
     if question.item is not None and not result.value["checked"]:
         turn.state.passed.append(question.key)
     ask_next(turn, deal)
@@ -162,18 +171,28 @@ def _save(turn: Turn, deal: Deal, key: str, value: Any, spec: FieldSpec | None) 
 
 
 def skip(turn: Turn, deal: Deal) -> None:
-    """Leave the open question for later: it stays a gap and is asked in a later run."""
+    """Leave the open question for later: it stays a gap and is asked in a later run.
+
+    Within a person being added, only the part asked is left blank (the name cannot be).
+    """
     state = turn.state
+    part = _open_part(turn)
+    if part is not None and part != PARTS[0]:
+        return _store_part(turn, deal, current_question(turn), part, None)
     if state.key and state.key not in state.passed:
         state.passed.append(state.key)
     state.part, state.draft = None, {}
-    turn.response.edited = render.skipped(turn, current_question(turn))
+    turn.edit(render.skipped(turn, current_question(turn)))
     ask_next(turn, deal)
 
 
 def back(turn: Turn, deal: Deal) -> None:
     """Return to the question asked before this one, showing what was saved for it."""
     state = turn.state
+    part = _open_part(turn)
+    if part is not None and part != PARTS[0]:
+        state.part, state.seq = PARTS[PARTS.index(part) - 1].id, state.seq + 1
+        return repeat_question(turn, deal)
     if len(state.history) < 2:
         turn.say(turn.text("dialog.no_back"))
         return repeat_question(turn, deal)
@@ -204,8 +223,7 @@ def _multichoice_button(turn: Turn, deal: Deal, question: Question, payload: str
     turn.state.draft = {"selected": selected}
     answers = get_answers(turn.session, deal_id=deal.id)
     text, choices, _ = render.question(turn, deal, question, answers)
-    turn.response.edited = text
-    turn.say(text, _with_controls(turn, choices))
+    turn.edit(text, _with_controls(turn, choices))
 
 
 # -- stakeholders, one part at a time --------------------------------------------------------
@@ -215,29 +233,43 @@ def _stakeholder_step(turn: Turn, deal: Deal, question: Question, text: str) -> 
     state = turn.state
     if state.part == MORE_PEOPLE:
         return _more_people(turn, deal, question, text)
-    part = next(p for p in PARTS if p.id == state.part)
+    part = _open_part(turn)
     result = parse_part(part, text)
     if isinstance(result, Invalid):
         turn.say(turn.text("dialog.try_again", error=result.message(turn.lang)))
         return repeat_question(turn, deal)
-    state.draft = {**state.draft, part.id: result.value}
+    _store_part(turn, deal, question, part, result.value)
+
+
+def _open_part(turn: Turn) -> Part | None:
+    return next((p for p in PARTS if p.id == turn.state.part), None)
+
+
+def _store_part(turn: Turn, deal: Deal, question: Question, part: Part, value: Any) -> None:
+    """Keep one part of the person being added; the last part saves the person."""
+    state = turn.state
+    state.draft = {**state.draft, part.id: value}
     following = PARTS[PARTS.index(part) + 1 :]
     if following:
         state.part, state.seq = following[0].id, state.seq + 1
         return repeat_question(turn, deal)
     people = get_answers(turn.session, deal_id=deal.id).get(question.key) or []
     _save(turn, deal, question.key, [*people, state.draft], question.spec)
-    turn.response.edited = render.person_added(turn, state.draft)
+    turn.edit(render.person_added(turn, state.draft))
     state.part, state.draft, state.seq = MORE_PEOPLE, {}, state.seq + 1
     repeat_question(turn, deal)
 
 
 def _more_people(turn: Turn, deal: Deal, question: Question, text: str) -> None:
+    state = turn.state
+    if text == render.START_OVER:
+        _save(turn, deal, question.key, None, question.spec)
+        state.part, state.draft, state.seq = PARTS[0].id, {}, state.seq + 1
+        return repeat_question(turn, deal)
     result = turn.parse(_YES_NO, text)
     if isinstance(result, Invalid):
         turn.say(turn.text("dialog.try_again", error=result.message(turn.lang)))
         return repeat_question(turn, deal)
-    state = turn.state
     if result.value:
         state.part, state.draft, state.seq = PARTS[0].id, {}, state.seq + 1
         return repeat_question(turn, deal)

@@ -17,6 +17,7 @@ from storage.models import Deal
 
 CHECK, EMPTY_BOX = "✅", "⬜"
 TOGGLE, DONE, YES, NO = "t.", "done", "yes", "no"
+START_OVER = "restart"  # clear a list of people and enter it again
 FREE_TYPES = ("text", "number", "money", "percent", "date", "milestone", "list")
 
 
@@ -78,12 +79,12 @@ def _choices(turn: Turn, spec: FieldSpec) -> list[tuple[str, str]]:
             (f"{mark} {plain(o.label, turn.lang)}", TOGGLE + o.id)
             for mark, o in zip(marks, spec.options, strict=True)
         ]
-        return toggles + [(turn.text("dialog.button_done"), DONE)]
+        return toggles + [(turn.label("dialog.button_done"), DONE)]
     return []
 
 
 def _yes_no(turn: Turn) -> list[tuple[str, str]]:
-    return [(turn.text("dialog.button_yes"), YES), (turn.text("dialog.button_no"), NO)]
+    return [(turn.label("dialog.button_yes"), YES), (turn.label("dialog.button_no"), NO)]
 
 
 def _stakeholder_question(turn: Turn, header: str, spec: FieldSpec, answers: dict[str, Any]):
@@ -95,11 +96,17 @@ def _stakeholder_question(turn: Turn, header: str, spec: FieldSpec, answers: dic
         lines.append(turn.text("dialog.person_so_far", name=draft.get("name", "")))
     if turn.state.part == MORE_PEOPLE:
         lines.append(turn.text("dialog.add_person"))
-        return join(lines), _yes_no(turn), False
+        return (
+            join(lines),
+            [*_yes_no(turn), (turn.label("dialog.button_start_over"), START_OVER)],
+            False,
+        )
     part = next(p for p in PARTS if p.id == turn.state.part)
     lines.append(escape(part_prompt(part, turn.lang)))
     choices = [(option_label(part, o, turn.lang), o) for o in part.options]
-    return join(lines), choices, not part.options
+    # Free text, or options that are numbers (attitude -3..+3): a typed number is an answer.
+    typed = not part.options or any(o.lstrip("+-").isdigit() for o in part.options)
+    return join(lines), choices, typed
 
 
 def answered(turn: Turn, q: Question, value: Any) -> Html:
@@ -212,6 +219,10 @@ def advance_blocked(turn: Turn, deal: Deal, check: AdvanceCheck) -> str:
 
 def qualification(turn: Turn, deal: Deal, misses: list[FieldSpec], answers: dict[str, Any]):
     stage = stage_name(turn, turn.playbook.first_open_stage.id)
+    unknowns = engine.qualification_unknowns(turn.playbook, answers)
+    if not misses and unknowns:
+        head = turn.text("dialog.qualification_unknown", deal=deal_title(turn, deal), stage=stage)
+        return join([head, *[f"• {turn.local(f.question)}" for f in unknowns]])
     if not misses:
         return turn.text("dialog.qualified", deal=deal_title(turn, deal), stage=stage)
     reasons = [f"• {turn.local(f.question)} {escape(turn.value(f, answers[f.id]))}" for f in misses]

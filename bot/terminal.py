@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from bot.app import App
-from bot.events import Button, Incoming, Response, Sender
+from bot.events import Button, Incoming, Reply, Response, Sender
 from flows.i18n import t
 from storage.db import transaction
 from storage.teams import add_member, create_team, get_member_by_telegram_id, get_team_by_name
@@ -73,10 +73,7 @@ class TerminalChat:
     def send(self, line: str) -> None:
         button = self._button_for(line.strip())
         event = Incoming(self.sender, text=None if button else line, button=button)
-        response = self.app.dialog.handle(event)
-        if button and response.edited:
-            self.print(f"✎ {plain(response.edited)}\n")
-        self.show(response)
+        self.show(self.app.dialog.handle(event))
 
     def _button_for(self, line: str) -> str | None:
         match = BUTTON_PICK.match(line)
@@ -86,18 +83,28 @@ class TerminalChat:
         return self.buttons[index].data if 0 <= index < len(self.buttons) else None
 
     def show(self, response: Response) -> None:
+        """Print a response; only the newest buttons can be pressed afterwards."""
         if response.notice:
             self.print(f"({plain(response.notice)})")
+        mine = [r for r in response.replies if r.chat_id is None]
+        if response.edited is not None or mine:
+            self.buttons = []
+        if response.edited is not None:
+            self._show_reply(response.edited, prefix="✎ ")
+        for reply in mine:
+            self._show_reply(reply)
         for reply in response.replies:
-            self.print(plain(reply.text))
-            flat = [b for row in reply.buttons for b in row]
-            if flat:
-                self.buttons, self.buttons_need_hash = flat, reply.expects_text
-                mark = "#" if reply.expects_text else ""
-                self.print(
-                    "  ".join(f"[{mark}{n}] {plain(b.label)}" for n, b in enumerate(flat, 1))
-                )
-            self.print("")
+            if reply.chat_id is not None:  # for a manager or the team's group, not for us
+                self.print(f"[→ {reply.chat_id}] {plain(reply.text)}\n")
+
+    def _show_reply(self, reply: Reply, prefix: str = "") -> None:
+        self.print(prefix + plain(reply.text))
+        flat = [b for row in reply.buttons for b in row]
+        if flat:
+            self.buttons, self.buttons_need_hash = flat, reply.expects_text
+            mark = "#" if reply.expects_text else ""
+            self.print("  ".join(f"[{mark}{n}] {b.label}" for n, b in enumerate(flat, 1)))
+        self.print("")
 
     def print(self, text: str) -> None:
         self.out.write(text + "\n")

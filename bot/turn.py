@@ -12,9 +12,18 @@ from sqlmodel import Session
 from bot.events import Button, Reply, Response
 from bot.state import ConversationState
 from flows.i18n import pick, t
-from flows.parsers import Invalid, Valid, format_value, parse_answer
+from flows.parsers import Invalid, Valid, format_value, has_words, parse_answer
 from flows.playbook import FieldSpec, Playbook
 from storage.models import Member
+
+
+def is_number(text: str) -> bool:
+    """A plausible id or index typed or forged by a user.
+
+    ASCII digits only (``"²".isdigit()`` is true, yet ``int("²")`` fails), and short enough for
+    any database integer.
+    """
+    return text.isascii() and text.isdigit() and len(text) <= 15
 
 
 class Html(str):
@@ -59,6 +68,19 @@ class Turn:
         """A translated template with its parameters escaped."""
         return Html(t(self.lang, key, **{k: escape(v) for k, v in params.items()}))
 
+    def short_text(self, text: str, limit: int) -> str | None:
+        """A name or reason typed by the member, or None after saying what is wrong with it."""
+        value = " ".join(text.split())
+        if has_words(value) and len(value) <= limit:
+            return value
+        key = "dialog.text_too_long" if len(value) > limit else "dialog.text_no_words"
+        self.say(self.text(key, limit=limit), expects_text=True)
+        return None
+
+    def label(self, key: str, **params: Any) -> str:
+        """A button label: plain text, since Telegram does not parse HTML in buttons."""
+        return t(self.lang, key, **params)
+
     def local(self, text: dict[str, str]) -> Html:
         """A playbook text in the member's language, escaped."""
         return escape(pick(text, self.lang))
@@ -70,6 +92,11 @@ class Turn:
     def value(self, spec: FieldSpec, value: Any) -> str:
         """A saved answer as the member reads it (not yet escaped)."""
         return format_value(spec, value, self.lang, currency=self.playbook.currency)
+
+    def edit(self, text: str, buttons: list[list[Button]] | None = None) -> None:
+        """Rewrite the message whose button was pressed (dropping its buttons unless given)."""
+        rows = tuple(tuple(row) for row in buttons or [] if row)
+        self.response.edited = Reply(text, rows)
 
     def say(
         self,

@@ -165,9 +165,9 @@ def next_question(
     """The next question of an update run.
 
     Order: the current stage's gaps (required fields, then unchecked exit items); gaps left
-    open in earlier stages (after a forced advance); then the current stage's unanswered
-    optional fields. Questions in ``passed`` (skipped, or answered "no" in this run) are not
-    asked again in the same run; they stay gaps.
+    open in earlier stages (target-group criteria left unknown, or after a forced advance);
+    then the current stage's unanswered optional fields. Questions in ``passed`` (skipped, or
+    answered "no" in this run) are not asked again in the same run; they stay gaps.
 
     Args:
         playbook: the team's playbook.
@@ -187,8 +187,7 @@ def _run_order(playbook: Playbook, stage_id: str, answers: Answers):
     current = playbook.stage(stage_id)
     yield from _gap_questions(current, answers)
     for stage in playbook.stages[: playbook.stage_index(stage_id)]:
-        if not stage.qualifying:
-            yield from _gap_questions(stage, answers)
+        yield from _gap_questions(stage, answers)
     for question in questions_of(current, answers):
         if question.spec and not question.spec.required and not is_answered(answers, question.key):
             yield question
@@ -228,6 +227,12 @@ def qualification_misses(playbook: Playbook, answers: Answers) -> list[FieldSpec
     if stage is None:
         return []
     return [f for f in stage.fields if is_answered(answers, f.id) and not _qualifies(f, answers)]
+
+
+def qualification_unknowns(playbook: Playbook, answers: Answers) -> list[FieldSpec]:
+    """Target-group criteria not answered yet (skipped as "not known yet")."""
+    stage = playbook.qualifying_stage
+    return list(gap_report(playbook, stage.id, answers).missing) if stage else []
 
 
 def _qualifies(spec: FieldSpec, answers: Answers) -> bool:

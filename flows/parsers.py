@@ -79,6 +79,11 @@ def clean(text: str) -> str:
     return _CONTROL.sub("", text).strip()
 
 
+def has_words(text: str) -> bool:
+    """Whether text holds a letter or digit: emoji or punctuation alone say nothing."""
+    return any(unicodedata.category(char)[0] in "LN" for char in text)
+
+
 def fold(text: str) -> str:
     """For matching only: full-width → ASCII (NFKC), case-folded, one space between words."""
     text = unicodedata.normalize("NFKC", text).casefold().replace("\u2212", "-")
@@ -172,7 +177,7 @@ def _fail(spec: FieldSpec, code: str, **params: Any) -> Invalid:
 
 # -- parsers per type -----------------------------------------------------------------------------
 def _text(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
-    return Valid(text)
+    return Valid(text) if has_words(text) else _fail(spec, "parse.no_words")
 
 
 def _number(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
@@ -335,6 +340,8 @@ def _list(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
         return _fail(spec, "parse.too_many", limit=spec.max_items)
     if any(len(item) > MAX_ITEM for item in items):
         return _fail(spec, "parse.item_too_long", limit=MAX_ITEM)
+    if not all(has_words(item) for item in items):
+        return _fail(spec, "parse.no_words")
     return Valid(items)
 
 

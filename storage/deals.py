@@ -187,7 +187,8 @@ def change_stage(
     """Move a deal to a stage and record the move.
 
     "won" and "lost" set the status (a lost deal keeps ``reason`` as its lost_reason),
-    "reopen" sets it back to open; "open", "advance" and "back" leave the status alone.
+    "reopen" sets it back to open, and so does "back" from a won deal; "open" and "advance"
+    leave the status alone.
 
     Args:
         session: The open session (not committed here).
@@ -223,6 +224,8 @@ def change_stage(
     if kind in _STATUS_AFTER:
         deal.status = _STATUS_AFTER[kind]
         deal.lost_reason = reason if kind == "lost" else None
+    elif kind == "back" and deal.status == "won":
+        deal.status = "open"  # a won deal moved back is being worked on again
     deal.updated_at = now
     session.add(change)
     session.flush()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 
 from bot.dialog import Dialog
-from bot.events import Button, Incoming, Response, Sender
+from bot.events import Button, Incoming, Reply, Response, Sender
 from flows.playbook import Playbook, load_playbook
 from storage.conversations import get_conversation
 from storage.db import transaction
@@ -48,7 +48,7 @@ class Driver:
         return self._send(Incoming(self.sender, button=data))
 
     def button(self, label: str) -> Button:
-        for reply in reversed(self.last.replies):
+        for reply in self._messages():
             for row in reply.buttons:
                 for button in row:
                     if label in button.label:
@@ -57,7 +57,12 @@ class Driver:
 
     @property
     def labels(self) -> list[str]:
-        return [b.label for r in self.last.replies for row in r.buttons for b in row]
+        return [b.label for r in self._messages() for row in r.buttons for b in row]
+
+    def _messages(self) -> list[Reply]:
+        """This member's messages of the last response, newest first (an edit counts)."""
+        mine = [r for r in reversed(self.last.replies) if r.chat_id is None]
+        return mine + ([self.last.edited] if self.last.edited else [])
 
     @property
     def text(self) -> str:

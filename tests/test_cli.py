@@ -22,7 +22,9 @@ STAGECOACH = [sys.executable, "-m", "bot"]
 
 def run_chat(script: str, database: Path) -> str:
     """Run ``stagecoach chat`` as its own process with a script on standard input."""
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}"}
+    config = database.parent / "config.toml"  # keeps the chat's log file out of the repo
+    config.write_text('[logging]\nchat_file = "chat.log"\n', encoding="utf-8")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "STAGECOACH_CONFIG": str(config)}
     result = subprocess.run(
         [*STAGECOACH, "chat"],
         input=script,

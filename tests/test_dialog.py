@@ -414,4 +414,4 @@ def test_edit_reaches_earlier_stages_and_rechecks_the_target_group(team_engine):
     assert answers["industry"] == "finance"
     assert not deal.outside_target and deal.outside_target_reason is None
     assert deal.stage_id == "potential"
-    assert "✔ Finance" in plain(chat.last.edited)
+    assert "✔ Finance" in plain(chat.last.edited.text)

@@ -227,6 +227,8 @@ def test_text_limit_is_inclusive():
         ("choice", "parse.choice_invalid"),
         ("multichoice", "parse.multichoice_unknown"),
         ("yesno", "parse.yesno_invalid"),
+        ("text", "parse.no_words"),
+        ("list", "parse.no_words"),
     ],
 )
 def test_emoji_only(type_, expected):
