@@ -96,7 +96,8 @@ def _with_controls(turn: Turn, choices: list[tuple[str, str]]) -> list[list[Butt
     buttons = [Button(label, f"{CB_QUESTION}:{seq}:{payload}") for label, payload in choices]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     controls = [Button(turn.label("dialog.button_skip"), f"{CB_QUESTION}:{seq}:{SKIP}")]
-    if len(turn.state.history) > 1:
+    part = _open_part(turn)
+    if len(turn.state.history) > 1 or (part is not None and part != PARTS[0]):
         controls.append(Button(turn.label("dialog.button_back"), f"{CB_QUESTION}:{seq}:{BACK}"))
     return rows + [controls]
 

@@ -108,3 +108,21 @@ def test_a_bad_config_file_is_named_with_its_key(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["db", "upgrade"])
     assert result.exit_code == 2
     assert "defaults.timezone" in result.output and "Mars/Base" in result.output
+
+
+def test_terminal_numbers_press_only_the_newest_buttons(tmp_path, monkeypatch):
+    import io
+
+    from bot.app import build_app
+    from bot.config import load_settings
+    from bot.terminal import TerminalChat, demo_sender
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'chat.db'}")
+    monkeypatch.setenv("STAGECOACH_CONFIG", str(tmp_path / "missing.toml"))
+    (tmp_path / "missing.toml").write_text("", encoding="utf-8")
+    app = build_app(load_settings())
+    out = io.StringIO()
+    chat = TerminalChat(app, demo_sender(app, "rep"), out, echo=True)
+    chat.run(["/lang", "2", "/new", "2"])  # the second "2" is a customer name, not a button
+    assert "Customer: 2." in out.getvalue()
+    app.engine.dispose()

@@ -87,7 +87,7 @@ def deal_state(engine, number=1, team_id=1):
         return deal, get_answers(session, deal_id=deal.id)
 
 
-def walk_stage(chat: Driver, engine, stage_id: str) -> list[str]:
+def walk_stage(chat: Driver) -> list[str]:
     """Answer every question of the run until the summary card; returns the keys asked."""
     asked = []
     while chat.open_question() is not None:
@@ -104,7 +104,7 @@ def test_a_new_deal_is_qualified_and_walked_through_stage_two(team_engine):
     assert deal.stage_id == "potential" and not deal.outside_target
     assert answers["industry"] == "finance"
 
-    asked = walk_stage(chat, team_engine, "potential")
+    asked = walk_stage(chat)
     stage = PLAYBOOK.stage("potential")
     required = [f.id for f in stage.fields if f.required]
     assert set(required) <= set(asked)
@@ -164,23 +164,36 @@ def test_a_restarted_bot_resumes_at_the_same_question(team_engine):
 
 
 @pytest.mark.parametrize(
-    "bad",
-    ["", "   ", "x" * 10_000, "🙂🙂🙂", "no idea", "-5", "2026-02-30"],
-    ids=["empty", "blank", "10k", "emoji", "words", "negative", "date"],
+    ("field", "bad", "error"),
+    [
+        ("budget", "", "came through empty"),
+        ("budget", "   ", "came through empty"),
+        ("budget", "x" * 10_000, "too long"),
+        ("budget", "🙂🙂🙂", "doesn't look like an amount"),
+        ("budget", "no idea", "doesn't look like an amount"),
+        ("budget", "-5", "negative"),
+        ("customer_background", "🙂🙂🙂", "not just symbols or emoji"),
+        ("headcount", "lots", "number"),
+        ("expected_close", "2026-02-30", "date"),
+        ("expected_close", "someday soon", "date"),
+    ],
+    ids=lambda value: value[:12] if isinstance(value, str) else value,
 )
-def test_bad_input_is_explained_and_the_question_repeated(sqlite_engine, bad):
+def test_bad_input_is_explained_and_the_question_repeated(sqlite_engine, field, bad, error):
     with Session(sqlite_engine) as session:
         make_member(session, make_team(session), telegram_user_id=REP)
         session.commit()
     chat = Driver(sqlite_engine, REP)
     open_deal(chat)
-    while chat.open_question() != "budget":
-        answer_open_question(chat)
+    chat.say("Head office")
+    chat.say(f"/update 1 {field}")
     _, before = deal_state(sqlite_engine)
     chat.say(bad)
-    assert chat.open_question() == "budget"
-    assert PLAYBOOK.field("budget").question["en"] in chat.text
-    assert "Traceback" not in chat.text
+    assert chat.open_question() == field
+    first_reply = plain(chat.last.replies[0].text)
+    assert error in first_reply, first_reply
+    assert "For example" in first_reply or "at most" in first_reply
+    assert PLAYBOOK.field(field).question["en"] in chat.text  # the same question again
     _, after = deal_state(sqlite_engine)
     assert after == before
 
@@ -246,7 +259,10 @@ def test_skip_leaves_a_gap_and_back_returns_to_the_previous_question(team_engine
     chat.say("/cancel")
     assert "Everything you answered is saved" in chat.text
     chat.say("/gaps 1")
-    assert flow.question_for(PLAYBOOK, chat.open_question() or second) and "open:" in chat.text
+    assert chat.open_question() is None
+    report = flow.gap_report(PLAYBOOK, "potential", deal_state(team_engine)[1])
+    assert f"{report.open_count} open:" in chat.text
+    assert PLAYBOOK.field(second).question["en"] in chat.text  # skipped: still a gap
 
 
 def test_stakeholders_are_collected_one_part_at_a_time(team_engine):
@@ -313,8 +329,9 @@ def test_a_lost_deal_keeps_its_reason_and_cannot_be_updated(team_engine):
     chat = Driver(team_engine, REP)
     open_deal(chat)
     chat.say("/lost 1")
-    chat.say("")
-    assert chat.text  # asked again for a reason
+    chat.say("🤷")
+    assert chat.text == t("en", "dialog.text_no_words")
+    assert deal_state(team_engine)[0].status == "open"
     chat.say("Budget moved to 2028")
     deal, _ = deal_state(team_engine)
     assert deal.status == "lost" and deal.lost_reason == "Budget moved to 2028"
@@ -415,3 +432,147 @@ def test_edit_reaches_earlier_stages_and_rechecks_the_target_group(team_engine):
     assert not deal.outside_target and deal.outside_target_reason is None
     assert deal.stage_id == "potential"
     assert "✔ Finance" in plain(chat.last.edited.text)
+
+
+def test_target_group_questions_left_unknown_are_not_a_pass_and_are_asked_again(team_engine):
+    chat = Driver(team_engine, REP)
+    chat.say("/new")
+    chat.say("Gamma")
+    chat.say("Pilot")
+    for _ in range(3):
+        chat.say("/skip")
+    assert "not known yet" in chat.text and t("en", "dialog.qualified")[:20] not in chat.text
+    deal, _ = deal_state(team_engine)
+    assert deal.stage_id == "potential" and not deal.outside_target
+    keys = walk_stage(chat)
+    assert {"industry", "needs_training_it", "fits_profile"} <= set(keys)
+
+
+def test_an_attitude_is_typed_as_a_number_and_parts_can_be_skipped_or_revisited(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    chat.say("/update 1 project_team")
+    chat.say("Wang")
+    chat.say("/skip")  # title unknown: only that part is left blank
+    chat.press("Back")  # back to the title
+    chat.say("CIO")
+    chat.press("Decision maker")
+    chat.press("High")
+    assert chat.last.replies[-1].expects_text  # numbers typed here are attitudes
+    chat.say("3")
+    chat.press("Yes")
+    chat.say("Li")
+    chat.say("/skip")
+    chat.say("/skip")
+    chat.say("/skip")
+    chat.say("/skip")
+    _, answers = deal_state(team_engine)
+    assert answers["project_team"][0]["attitude"] == 3
+    assert answers["project_team"][0]["title"] == "CIO"
+    assert answers["project_team"][1] == {
+        "name": "Li",
+        "title": None,
+        "role": None,
+        "influence": None,
+        "attitude": None,
+    }
+    chat.press("Start the list over")
+    add_person(chat, "Zhao", more=False)
+    _, answers = deal_state(team_engine)
+    assert [p["name"] for p in answers["project_team"]] == ["Zhao"]
+
+
+def test_a_won_deal_moved_back_is_open_again_and_its_old_question_is_dropped(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    walk_stage(chat)
+    for stage in PLAYBOOK.stages[2:6]:
+        chat.say(f"/advance 1 {PLAYBOOK.stage_index(stage.id) + 1}")
+        chat.press("→")
+        chat.say("/update 1")
+        walk_stage(chat)
+    chat.say("/advance 1 7")
+    chat.press("→")
+    assert deal_state(team_engine)[0].status == "won"
+    assert chat.last.events[0].kind == "won"
+    chat.say("/update 1")
+    assert chat.open_question() is not None
+    chat.say("/advance 1 3")
+    chat.press("→")
+    deal, _ = deal_state(team_engine)
+    assert deal.status == "open" and deal.stage_id == "intent"
+    assert chat.open_question() is None
+
+
+def test_junk_arguments_and_forged_buttons_never_crash(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    waiting = chat.open_question()
+    for text in (
+        "/gaps ²",
+        "/advance 1 ³",
+        "/update 1 @²",
+        "/update 99999999999999999999",
+        "/lang xx",
+    ):
+        chat.say(text)
+        assert t("en", "dialog.error") not in chat.text, text
+    for data in ("q:²:yes", "d:u:99999999999999999999", "a:1:²:3", "e:1:@9", "zz", "", "q:1"):
+        chat.press_data(data)
+        assert t("en", "dialog.error") not in chat.text, data
+    assert chat.open_question() == waiting
+
+
+def test_a_press_on_an_old_button_repeats_the_open_question(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    old = chat.button("Not known yet")
+    chat.say("Head office")
+    waiting = chat.open_question()
+    chat.press_data(old.data)
+    assert chat.last.notice == t("en", "dialog.old_button")
+    assert PLAYBOOK.field(waiting).question["en"] in chat.text
+
+
+def test_errors_are_told_in_the_members_language(team_engine, monkeypatch):
+    chat = Driver(team_engine, REP, language_code="zh")  # Telegram says zh, the member chose en
+    open_deal(chat)
+    monkeypatch.setattr("bot.questions.save_answer", lambda *a, **k: 1 / 0)
+    chat.say("Head office")
+    assert chat.text == t("en", "dialog.error")
+
+
+def test_a_team_playbook_without_the_open_question_does_not_leave_the_member_stuck(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    assert chat.open_question() == "customer_background"
+    trimmed = PLAYBOOK.model_copy(deep=True)
+    potential = trimmed.stage("potential")
+    object.__setattr__(
+        potential, "fields", [f for f in potential.fields if f.id != "customer_background"]
+    )
+    after = Driver(team_engine, REP, playbook=trimmed)
+    after.say("/gaps")
+    assert t("en", "dialog.error") not in after.text
+    assert after.open_question() is None
+
+
+def test_a_lost_deal_cannot_be_edited(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    chat.say("/lost 1")
+    chat.say("Went with a competitor")
+    for command in ("/edit 1", "/update 1 budget", "/advance 1"):
+        chat.say(command)
+        assert "was lost (Went with a competitor)" in chat.text, command
+    chat.say("/gaps 1")
+    assert "Fill in now" not in chat.labels
+
+
+def test_names_of_only_emoji_are_refused(team_engine):
+    chat = Driver(team_engine, REP)
+    chat.say("/new")
+    chat.say("😀")
+    assert chat.text == t("en", "dialog.text_no_words")
+    chat.say("Acme")
+    assert "Customer: Acme" in chat.text
