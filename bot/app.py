@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from bot.config import Settings, load_settings
 from bot.dialog import Dialog
+from bot.turn import DialogConfig
 from flows.playbook import Playbook, load_playbook
 from storage.db import make_engine, upgrade
 
@@ -26,4 +27,5 @@ def build_app(settings: Settings | None = None) -> App:
     playbook = load_playbook(settings.playbook.path or None)
     engine = make_engine(settings.database.url)
     upgrade(engine)
-    return App(settings, engine, playbook, Dialog(engine, playbook))
+    config = DialogConfig(language=settings.defaults.language, timezone=settings.defaults.timezone)
+    return App(settings, engine, playbook, Dialog(engine, playbook, config=config))

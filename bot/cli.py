@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -14,7 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.app import build_app
 from bot.config import ConfigError, load_settings
+from bot.team_cli import team_app
 from bot.terminal import TerminalChat, demo_sender
+from bot.tg.application import run as run_bot
 from flows.i18n import t
 from flows.playbook import PlaybookError, load_playbook
 from storage.db import make_engine, upgrade
@@ -24,6 +27,8 @@ playbook_app = typer.Typer(help="Check playbooks.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the database.", no_args_is_help=True)
 app.add_typer(playbook_app, name="playbook")
 app.add_typer(db_app, name="db")
+app.add_typer(team_app, name="team")
+NO_TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 
 
 class Role(StrEnum):
@@ -33,8 +38,10 @@ class Role(StrEnum):
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")] = False,
 ):
+    ctx.obj = {"settings": _settings}
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -67,6 +74,23 @@ def _lines(interactive: bool):
         except (EOFError, KeyboardInterrupt):
             typer.echo("")
             return
+
+
+@app.command()
+def run() -> None:
+    """Run the Telegram bot: long polling, or a webhook server (see config.toml)."""
+    settings = _settings()
+    token = os.environ.get(NO_TOKEN_ENV, "").strip()
+    if not token:
+        typer.echo(t(settings.defaults.language, "cli.no_token"), err=True)
+        raise typer.Exit(2)
+    telegram = settings.telegram
+    if telegram.mode == "webhook" and not (telegram.webhook_url and telegram.webhook_secret):
+        typer.echo(t(settings.defaults.language, "cli.webhook_incomplete"), err=True)
+        raise typer.Exit(2)
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines would show the token
+    run_bot(_build(settings), token)
 
 
 @playbook_app.command("check")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -13,6 +14,8 @@ from flows.i18n import LANGUAGES
 
 CONFIG_ENV = "STAGECOACH_CONFIG"
 DATABASE_ENV = "DATABASE_URL"
+BASE_URL_ENV = "TELEGRAM_API_BASE_URL"
+WEBHOOK_SECRET_ENV = "TELEGRAM_WEBHOOK_SECRET"
 DEFAULT_CONFIG = Path("config.toml")
 
 
@@ -49,6 +52,19 @@ class DefaultSettings(_Section):
         return value
 
 
+class TelegramSettings(_Section):
+    # Passed to PTB's base_url unchanged, so it ends in "/bot" (the token follows).
+    base_url: str = Field("https://api.telegram.org/bot", description="Bot API base URL")
+    mode: Literal["polling", "webhook"] = "polling"
+    # Webhook mode: where this process listens, and the public HTTPS URL Telegram calls.
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = Field(8443, ge=1, le=65535)
+    webhook_url: str = Field("", description="public URL, e.g. https://bot.example.com/telegram")
+    webhook_path: str = "telegram"
+    # Checked on every webhook request; TELEGRAM_WEBHOOK_SECRET overrides it.
+    webhook_secret: str = ""
+
+
 class LoggingSettings(_Section):
     # The terminal chat logs here, so that no log line or traceback lands in the conversation.
     chat_file: str = Field("data/stagecoach-chat.log", description="log file of `stagecoach chat`")
@@ -56,6 +72,7 @@ class LoggingSettings(_Section):
 
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
+    telegram: TelegramSettings = TelegramSettings()
     logging: LoggingSettings = LoggingSettings()
     playbook: PlaybookSettings = PlaybookSettings()
     defaults: DefaultSettings = DefaultSettings()
@@ -86,6 +103,10 @@ def load_settings(path: Path | str | None = None) -> Settings:
     if settings.playbook.path:
         settings.playbook.path = str(base / settings.playbook.path)
     settings.logging.chat_file = str(base / settings.logging.chat_file)
+    settings.telegram.base_url = os.environ.get(BASE_URL_ENV) or settings.telegram.base_url
+    settings.telegram.webhook_secret = (
+        os.environ.get(WEBHOOK_SECRET_ENV) or settings.telegram.webhook_secret
+    )
     return settings
 
 

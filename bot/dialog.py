@@ -126,6 +126,9 @@ class Dialog:
         turn = Turn(session, member, state, self.playbook, self._local_now(member), self.config)
         if event.button is not None:
             on_button(turn, event.button)
+        elif event.unsupported or event.edited:
+            turn.say(turn.text("dialog.edited" if event.edited else "dialog.text_only"))
+            questions.resume(turn)
         else:
             on_text(turn, event.text or "")
         save_conversation(

@@ -25,7 +25,10 @@ class Incoming:
     sender: Sender
     text: str | None = None
     button: str | None = None
-    chat_type: str = "private"  # or "group", "supergroup", "channel"
+    # A message the bot cannot read (sticker, photo, voice...) or an edit of an earlier one.
+    unsupported: bool = False
+    edited: bool = False
+    chat_type: str = "private"  # or "group", "supergroup"
     chat_id: int | None = None  # None: the sender's private chat
     chat_title: str = ""
     # Telegram's update id: a redelivered update (same id) takes effect once.

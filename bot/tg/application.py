@@ -1,0 +1,115 @@
+"""The PTB Application: handlers, rate limits, error handling, polling or webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+
+from telegram import Update
+from telegram.constants import ChatType
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from bot.app import App
+from bot.dialog import Dialog
+from bot.events import Reply, Response
+from bot.membership import member_language
+from bot.ratelimit import TelegramRateLimiter
+from bot.tg.delivery import Delivery
+from bot.tg.incoming import GroupMigrated, RemovedFromGroup, read_update
+from bot.tg.menu import register_commands
+from flows.i18n import t
+
+log = logging.getLogger(__name__)
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+
+
+class TelegramAdapter:
+    """Turns each update into a dialog event and delivers what the dialog answers."""
+
+    def __init__(self, dialog: Dialog, application: Application):
+        self.dialog = dialog
+        self.application = application
+        self.delivery = Delivery(application.bot, self._migrated, self._removed)
+
+    async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        meaning = read_update(update)
+        if meaning is None:
+            return
+        if isinstance(meaning, GroupMigrated):
+            await self._migrated(meaning.old_chat_id, meaning.new_chat_id)
+            return
+        if isinstance(meaning, RemovedFromGroup):
+            response = await self._removed(meaning.chat_id)
+            await self.delivery.deliver(response, meaning.chat_id)
+            return
+        # The dialog does blocking database work: keep the event loop free meanwhile.
+        response = await asyncio.to_thread(self.dialog.handle, meaning)
+        # Deliver in the background: a chat waiting out its flood limit must not hold up others.
+        self.application.create_task(
+            self.delivery.deliver(response, meaning.chat_id, update.callback_query), update=update
+        )
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Log with context; tell a member in a private chat that something went wrong."""
+        log.error("error while handling update %r", update, exc_info=context.error)
+        if not isinstance(update, Update) or update.effective_chat is None:
+            return
+        chat = update.effective_chat
+        if chat.type != ChatType.PRIVATE:
+            return
+        user = update.effective_user
+        lang = member_language(user.language_code if user else None, self.dialog.config)
+        reply = Reply(t(lang, "dialog.error"))
+        try:
+            await self.delivery.send(reply, chat.id)
+        except Exception:  # the error handler must never raise
+            log.exception("could not tell chat %s about the error", chat.id)
+
+    async def _migrated(self, old_chat_id: int, new_chat_id: int) -> Response:
+        return await asyncio.to_thread(self.dialog.group_migrated, old_chat_id, new_chat_id)
+
+    async def _removed(self, chat_id: int) -> Response:
+        return await asyncio.to_thread(self.dialog.group_removed, chat_id)
+
+
+def build_application(app: App, token: str) -> Application:
+    """A PTB Application over the app's dialog, talking to ``telegram.base_url``."""
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(app.settings.telegram.base_url)
+        .rate_limiter(TelegramRateLimiter())
+        .post_init(_post_init)
+        .build()
+    )
+    adapter = TelegramAdapter(app.dialog, application)
+    application.bot_data["adapter"] = adapter
+    application.add_handler(TypeHandler(Update, adapter.on_update))
+    application.add_error_handler(adapter.on_error)
+    return application
+
+
+async def _post_init(application: Application) -> None:
+    """Learn the bot's username (for t.me links) and register the command menus."""
+    adapter: TelegramAdapter = application.bot_data["adapter"]
+    me = await application.bot.get_me()
+    adapter.dialog.config = replace(adapter.dialog.config, bot_username=me.username)
+    await register_commands(application.bot, adapter.dialog.config.language)
+
+
+def run(app: App, token: str) -> None:
+    """Run until stopped: long polling, or a webhook server for several instances."""
+    application = build_application(app, token)
+    telegram = app.settings.telegram
+    if telegram.mode == "webhook":
+        application.run_webhook(
+            listen=telegram.webhook_listen,
+            port=telegram.webhook_port,
+            url_path=telegram.webhook_path,
+            webhook_url=telegram.webhook_url,
+            secret_token=telegram.webhook_secret,
+            allowed_updates=ALLOWED_UPDATES,
+        )
+    else:
+        application.run_polling(allowed_updates=ALLOWED_UPDATES)

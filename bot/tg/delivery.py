@@ -1,0 +1,181 @@
+"""Sending dialog responses to Telegram: HTML messages, inline keyboards, edits, callbacks.
+
+Replies to one chat go out in order (a lock per chat); different chats do not wait for each
+other. Flood limits and 429s are the rate limiter's job (bot/ratelimit.py); here we handle what
+a send can tell us: a group that migrated or removed the bot, a user who blocked it, a flaky
+network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+from telegram import (
+    Bot,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+)
+from telegram.constants import MessageLimit, ParseMode
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
+
+from bot.events import Reply, Response
+
+log = logging.getLogger(__name__)
+NETWORK_ATTEMPTS = 3
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+TAG = re.compile(r"</?[a-z]+[^>]*>")
+
+# What the dialog says when Telegram tells us about a group (see Dialog.group_*).
+GroupMigratedHook = Callable[[int, int], Awaitable[Response]]
+GroupRemovedHook = Callable[[int], Awaitable[Response]]
+
+
+class Delivery:
+    def __init__(self, bot: Bot, on_migrated: GroupMigratedHook, on_removed: GroupRemovedHook):
+        self.bot = bot
+        self.on_migrated = on_migrated
+        self.on_removed = on_removed
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def deliver(
+        self, response: Response, chat_id: int, query: CallbackQuery | None = None
+    ) -> None:
+        """Answer the button press, rewrite its message, then send every reply."""
+        if query is not None:
+            await self._answer_query(query, response.notice)
+            if response.edited is not None:
+                await self._edit(query, response.edited)
+        for reply in response.replies:
+            await self.send(reply, reply.chat_id or chat_id)
+
+    async def send(self, reply: Reply, chat_id: int) -> None:
+        """Send one reply, split to Telegram's length limit, the buttons under the last part."""
+        async with self._lock(chat_id):
+            parts = split_html(reply.text)
+            for n, part in enumerate(parts, 1):
+                markup = keyboard(reply) if n == len(parts) else None
+                if not await self._send_part(chat_id, part, markup):
+                    return
+
+    async def _send_part(self, chat_id: int, text: str, markup) -> bool:
+        try:
+            await _with_network_retries(
+                lambda: self.bot.send_message(
+                    chat_id,
+                    text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                    link_preview_options=NO_PREVIEW,
+                )
+            )
+            return True
+        except ChatMigrated as exc:
+            await self._follow_migration(chat_id, exc.new_chat_id, text, markup)
+        except Forbidden as exc:
+            await self._forbidden(chat_id, exc)
+        except (BadRequest, NetworkError, RetryAfter):
+            log.exception("could not send a message to chat %s", chat_id)
+        return False
+
+    async def _follow_migration(self, old: int, new: int, text: str, markup) -> None:
+        log.info("group %s became supergroup %s", old, new)
+        await self.deliver(await self.on_migrated(old, new), new)
+        await self._send_part(new, text, markup)
+
+    async def _forbidden(self, chat_id: int, exc: Forbidden) -> None:
+        if chat_id < 0:
+            log.warning("removed from group %s (%s): no more posts there", chat_id, exc.message)
+            await self.deliver(await self.on_removed(chat_id), chat_id)
+        else:
+            log.info("user %s blocked the bot (%s)", chat_id, exc.message)
+
+    async def _answer_query(self, query: CallbackQuery, notice: str | None) -> None:
+        """Always answer, so the button stops spinning; a notice shows as a short toast."""
+        try:
+            await query.answer(html.unescape(TAG.sub("", notice)) if notice else None)
+        except (BadRequest, NetworkError) as exc:
+            log.info("could not answer callback %s: %s", query.id, exc)
+
+    async def _edit(self, query: CallbackQuery, reply: Reply) -> None:
+        message = query.message
+        async with self._lock(message.chat.id):
+            try:
+                await query.edit_message_text(
+                    split_html(reply.text)[0],
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard(reply),
+                    link_preview_options=NO_PREVIEW,
+                )
+            except BadRequest as exc:
+                # Pressed twice, or the message is gone: nothing to rewrite.
+                log.info("could not edit message %s: %s", message.message_id, exc.message)
+            except NetworkError:
+                log.exception("could not edit message %s", message.message_id)
+
+    def _lock(self, chat_id: int) -> asyncio.Lock:
+        if len(self._locks) > 10_000:  # forget idle chats
+            self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+        return self._locks.setdefault(chat_id, asyncio.Lock())
+
+
+async def _with_network_retries(send: Callable[[], Awaitable[object]]) -> None:
+    """Retry a send that failed on the network (not on Telegram's answer) a few times."""
+    for attempt in range(1, NETWORK_ATTEMPTS + 1):
+        try:
+            await send()
+            return
+        except (BadRequest, Forbidden, ChatMigrated, RetryAfter):
+            raise
+        except NetworkError:
+            if attempt == NETWORK_ATTEMPTS:
+                raise
+            await asyncio.sleep(attempt)
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
+            for row in reply.buttons
+        ]
+    )
+
+
+def telegram_length(text: str) -> int:
+    """Telegram counts UTF-16 code units (an emoji counts two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_html(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """Cut a message into parts Telegram accepts, at line breaks where possible.
+
+    Our HTML never spans lines, so cutting between lines keeps tags balanced. A single line
+    longer than the limit loses its formatting and is cut as escaped plain text.
+    """
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        for piece in [line] if telegram_length(line) <= limit else _cut_line(line, limit):
+            candidate = f"{current}\n{piece}" if current else piece
+            if telegram_length(candidate) <= limit:
+                current = candidate
+            else:
+                parts.append(current)
+                current = piece
+    parts.append(current)
+    return [part for part in parts if part.strip()] or ["…"]
+
+
+def _cut_line(line: str, limit: int) -> list[str]:
+    plain = html.unescape(TAG.sub("", line))
+    # Escaping can grow a character to 5 ("&amp;") and UTF-16 doubles astral ones: stay safe.
+    step = max(1, limit // 10)
+    return [html.escape(plain[i : i + step], quote=False) for i in range(0, len(plain), step)]
