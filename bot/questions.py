@@ -35,7 +35,7 @@ from storage.deals import get_deal, set_deal_attributes
 from storage.models import Deal
 
 CB_QUESTION = "q"  # q:<seq>:<payload> — an answer, toggle, skip or back for question <seq>
-SKIP, BACK = "skip", "back"
+SKIP, BACK, CANCEL = "skip", "back", "stop"
 
 
 def start_run(turn: Turn, deal: Deal, run: str, key: str | None = None) -> None:
@@ -91,7 +91,7 @@ def _show_question(turn: Turn, deal: Deal, question: Question, answers: dict[str
 
 
 def _with_controls(turn: Turn, choices: list[tuple[str, str]]) -> list[list[Button]]:
-    """Choice buttons two per row, then skip (and back when there is an earlier question)."""
+    """Choice buttons two per row, then skip, back (if there is an earlier question), stop."""
     seq = turn.state.seq
     buttons = [Button(label, f"{CB_QUESTION}:{seq}:{payload}") for label, payload in choices]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
@@ -99,6 +99,7 @@ def _with_controls(turn: Turn, choices: list[tuple[str, str]]) -> list[list[Butt
     part = _open_part(turn)
     if len(turn.state.history) > 1 or (part is not None and part != PARTS[0]):
         controls.append(Button(turn.label("dialog.button_back"), f"{CB_QUESTION}:{seq}:{BACK}"))
+    controls.append(Button(turn.label("dialog.button_cancel"), f"{CB_QUESTION}:{seq}:{CANCEL}"))
     return rows + [controls]
 
 
@@ -140,6 +141,8 @@ def answer_button(turn: Turn, deal: Deal, payload: str) -> None:
         return skip(turn, deal)
     if payload == BACK:
         return back(turn, deal)
+    if payload == CANCEL:
+        return stop_run(turn, deal)
     spec = question.spec
     if spec is not None and spec.type == "multichoice" and turn.state.part is None:
         return _multichoice_button(turn, deal, question, payload)
@@ -169,6 +172,12 @@ def _save(turn: Turn, deal: Deal, key: str, value: Any, spec: FieldSpec | None) 
         set_deal_attributes(
             turn.session, deal_id=deal.id, now=turn.now, expected_close=render.as_date(value)
         )
+
+
+def stop_run(turn: Turn, deal: Deal) -> None:
+    """End the run early: what was answered is saved; the summary shows what is still open."""
+    turn.edit(render.stopped(turn, current_question(turn)))
+    finish_run(turn, deal, get_answers(turn.session, deal_id=deal.id))
 
 
 def skip(turn: Turn, deal: Deal) -> None:

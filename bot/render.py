@@ -127,6 +127,11 @@ def skipped(turn: Turn, q: Question) -> Html:
     return turn.text("dialog.skipped", question=turn.local(text))
 
 
+def stopped(turn: Turn, q: Question) -> Html:
+    text = q.item.text if q.item is not None else q.spec.question
+    return turn.text("dialog.stopped", question=turn.local(text))
+
+
 def person_added(turn: Turn, person: dict[str, Any]) -> Html:
     return turn.text("dialog.person_added", person=describe(person, turn.lang))
 

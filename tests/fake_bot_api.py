@@ -1431,16 +1431,13 @@ class FakeBotApi:
     def _bot_status_update(self, chat: Chat, status: str, *, by: dict[str, Any]) -> int:
         old_status = "member" if chat.bot_status == "migrated" else chat.bot_status
         chat.bot_status = status
-        new_member: dict[str, Any] = {"status": status, "user": dict(BOT_USER)}
-        if status == "kicked":
-            new_member["until_date"] = 0
         update = {
             "my_chat_member": {
                 "chat": chat.as_dict(),
                 "from": dict(by),
                 "date": int(time.time()),
-                "old_chat_member": {"status": old_status, "user": dict(BOT_USER)},
-                "new_chat_member": new_member,
+                "old_chat_member": _bot_member(old_status),
+                "new_chat_member": _bot_member(status),
             }
         }
         return self.add_update(update)
@@ -1574,3 +1571,11 @@ async def fake_api() -> AsyncIterator[FakeBotApi]:
     """A started FakeBotApi, stopped after the test."""
     async with FakeBotApi() as api:
         yield api
+
+
+def _bot_member(status: str) -> dict[str, Any]:
+    """The bot as a ChatMember; a banned ("kicked") one needs until_date (0: for ever)."""
+    member: dict[str, Any] = {"status": status, "user": dict(BOT_USER)}
+    if status == "kicked":
+        member["until_date"] = 0
+    return member

@@ -31,8 +31,17 @@ class TelegramAdapter:
         self.dialog = dialog
         self.application = application
         self.delivery = Delivery(application.bot, self._migrated, self._removed)
+        # Updates being handled or delivered; zero means the bot has caught up (tests, shutdown).
+        self.in_flight = 0
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        self.in_flight += 1
+        try:
+            await self._on_update(update)
+        finally:
+            self.in_flight -= 1
+
+    async def _on_update(self, update: Update) -> None:
         meaning = read_update(update)
         if meaning is None:
             return
@@ -46,9 +55,16 @@ class TelegramAdapter:
         # The dialog does blocking database work: keep the event loop free meanwhile.
         response = await asyncio.to_thread(self.dialog.handle, meaning)
         # Deliver in the background: a chat waiting out its flood limit must not hold up others.
+        self.in_flight += 1
         self.application.create_task(
-            self.delivery.deliver(response, meaning.chat_id, update.callback_query), update=update
+            self._deliver(response, meaning.chat_id, update.callback_query), update=update
         )
+
+    async def _deliver(self, response: Response, chat_id: int, query) -> None:
+        try:
+            await self.delivery.deliver(response, chat_id, query)
+        finally:
+            self.in_flight -= 1
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log with context; tell a member in a private chat that something went wrong."""
@@ -73,13 +89,15 @@ class TelegramAdapter:
         return await asyncio.to_thread(self.dialog.group_removed, chat_id)
 
 
-def build_application(app: App, token: str) -> Application:
+def build_application(
+    app: App, token: str, rate_limiter: TelegramRateLimiter | None = None
+) -> Application:
     """A PTB Application over the app's dialog, talking to ``telegram.base_url``."""
     application = (
         ApplicationBuilder()
         .token(token)
         .base_url(app.settings.telegram.base_url)
-        .rate_limiter(TelegramRateLimiter())
+        .rate_limiter(rate_limiter or TelegramRateLimiter())
         .post_init(_post_init)
         .build()
     )

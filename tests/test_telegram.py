@@ -1,0 +1,429 @@
+"""StageCoach end to end over HTTP: a real PTB Application against the fake Bot API."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from flows import engine as flow
+from flows.i18n import t
+from storage.answers import get_answers
+from storage.db import transaction
+from storage.deals import get_deal_by_number, list_stage_changes
+from storage.models import Deal
+from tests.dialog_driver import PLAYBOOK
+from tests.fake_bot_api import BOT_USERNAME, FakeBotApi
+from tests.telegram_world import TelegramWorld
+
+ANN, BOB, MEG, STRANGER = 1001, 1002, 1003, 1999
+GROUP = -100500
+TYPED = {
+    "text": "Head office training centre",
+    "number": "120",
+    "money": "500k",
+    "date": "next Friday",
+    "list": "Acme, Globex",
+}
+
+
+@pytest.fixture(autouse=True)
+def ptb_timedelta(monkeypatch):
+    # PTB 22 warns when RetryAfter.retry_after is read as a number; opt in to timedelta.
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+
+
+@pytest.fixture
+async def fake():
+    async with FakeBotApi(rate_limits=False) as server:
+        yield server
+
+
+@pytest.fixture
+async def world(fake, engine):
+    world = await TelegramWorld(fake, engine, limiter=None).start()
+    team = world.make_team()
+    world.add_member(team, ANN, "Ann")
+    world.add_member(team, BOB, "Bob")
+    world.add_member(team, MEG, "Meg", role="manager")
+    yield world
+    await world.stop()
+    assert fake.spec_violations == []
+
+
+def deal_and_answers(world: TelegramWorld, number: int = 1) -> tuple[Deal, dict]:
+    with transaction(world.engine) as session:
+        deal = get_deal_by_number(session, team_id=1, number=number)
+        return deal, (get_answers(session, deal_id=deal.id) if deal else {})
+
+
+def open_question(world: TelegramWorld, user_id: int) -> str | None:
+    from storage.conversations import get_conversation
+    from storage.teams import get_member_by_telegram_id
+
+    with transaction(world.engine) as session:
+        member = get_member_by_telegram_id(session, telegram_user_id=user_id)
+        conversation = get_conversation(session, member_id=member.id)
+        return conversation.question if conversation else None
+
+
+async def open_deal(world: TelegramWorld, user_id: int = ANN, industry: str = "Finance"):
+    await world.say(user_id, "/new")
+    await world.say(user_id, "Acme Bank")
+    await world.say(user_id, "Training 2027")
+    await world.press(user_id, industry)
+    await world.press(user_id, "Yes")
+    await world.press(user_id, "Yes")
+
+
+async def answer(world: TelegramWorld, user_id: int) -> str:
+    """Answer the open question by typing or by pressing, as a rep on a phone would."""
+    key = open_question(world, user_id)
+    question = flow.question_for(PLAYBOOK, key)
+    if question.item is not None:
+        await world.press(user_id, "Yes")
+        return key
+    spec = question.spec
+    if spec.type == "choice":
+        await world.press(user_id, spec.options[0].label["en"])
+    elif spec.type == "yesno":
+        await world.press(user_id, "Yes")
+    elif spec.type == "stakeholder":
+        for step in ("Wang", "CIO"):
+            await world.say(user_id, step)
+        for label in ("Decision maker", "High", "+2", "No"):
+            await world.press(user_id, label)
+    else:
+        await world.say(user_id, TYPED[spec.type])
+    return key
+
+
+async def walk(world: TelegramWorld, user_id: int) -> list[str]:
+    asked = []
+    while open_question(world, user_id) is not None:
+        asked.append(await answer(world, user_id))
+        assert len(asked) < 40
+    return asked
+
+
+async def test_commands_are_registered_per_scope_and_language(world, fake):
+    scopes = {scope for scope, _ in fake.commands}
+    assert {"all_private_chats", "all_group_chats"} <= scopes
+    private_en = [c["command"] for c in fake.commands[("all_private_chats", "en")]]
+    assert {"new", "update", "gaps", "advance"} <= set(private_en)
+    assert fake.commands[("all_private_chats", "zh")][0]["description"] == t("zh", "commands.new")
+    assert [c["command"] for c in fake.commands[("all_group_chats", "zh")]] == ["setgroup", "help"]
+
+
+async def test_joining_with_an_invite_and_a_managers_invite_link(world, fake):
+    code = world.invite(team_id=1)
+    await world.say(4242, f"/start {code}", first_name="Cat", language_code="zh-hans")
+    assert "欢迎加入 Sales East" in world.last_texts(4242)
+    await world.say(4242, f"/start {code}")  # a used code does nothing more
+    await world.say(4343, f"/start {code}", language_code="en")
+    assert t("en", "team.invite_invalid") in world.last_texts(4343, 1)
+
+    await world.say(MEG, "/invite")
+    assert f"https://t.me/{BOT_USERNAME}?start=" in world.last_texts(MEG, 1)
+    await world.say(ANN, "/invite")
+    assert t("en", "team.managers_only") in world.last_texts(ANN, 1)
+
+
+async def test_someone_who_has_not_joined_gets_one_polite_message_and_nothing_else(world, fake):
+    await open_deal(world)
+    for text in ("/start", "/deals", "/gaps 1", "hello", "/start wrongcode"):
+        await world.say(STRANGER, text)
+    texts = world.texts(STRANGER)
+    assert all("Acme" not in text and "Training" not in text for text in texts)
+    assert texts[0] == t("en", "dialog.not_a_member")
+
+
+async def test_a_rep_walks_stage_two_by_text_and_buttons(world, fake):
+    await open_deal(world)
+    assert "is in our target group" in world.last_texts(ANN)
+    asked = await walk(world, ANN)
+    required = [f.id for f in PLAYBOOK.stage("potential").fields if f.required]
+    assert set(required) <= set(asked)
+    deal, answers = deal_and_answers(world)
+    assert flow.gap_report(PLAYBOOK, "potential", answers).closed
+    assert answers["budget"] == 50_000_000
+    card = world.last_texts(ANN, 1)
+    assert "Training 2027" in card and "Ready for" in card and "Coaching questions" in card
+    # Every answered button question was rewritten to show its answer, with no live buttons.
+    answered = [m for m in fake.sent(ANN) if "✔" in m.get("text", "")]
+    assert answered and all(not m.get("reply_markup") for m in answered)
+
+
+async def test_a_wrong_answer_is_explained_and_asked_again(world, fake):
+    await open_deal(world)
+    await world.say(ANN, "/update 1 budget")
+    await world.say(ANN, "a lot of money")
+    texts = world.last_texts(ANN, 2)
+    assert "doesn't look like an amount" in texts and "What budget" in texts
+    assert open_question(world, ANN) == "budget"
+
+
+async def test_the_gap_report(world, fake):
+    await open_deal(world)
+    await world.say(ANN, "/cancel")
+    await world.say(ANN, "/gaps 1")
+    report = world.last_texts(ANN, 1)
+    gaps = flow.gap_report(PLAYBOOK, "potential", deal_and_answers(world)[1])
+    assert f"{gaps.open_count} open:" in report and "Coaching questions" in report
+
+
+async def test_blocked_and_successful_advance_with_the_group_message(world, fake):
+    fake.register_chat(GROUP, "group", "Sales East team")
+    await world.say(MEG, "/setgroup", chat_id=GROUP, chat_type="group")
+    assert "linked to Sales East" in world.last_texts(GROUP, 1)
+    await open_deal(world)
+    group_before = len(world.texts(GROUP))
+    await world.say(ANN, "/cancel")
+    await world.say(ANN, "/advance 1")
+    assert "can't move to" in world.last_texts(ANN, 1)
+    await world.say(ANN, "/update 1")
+    await walk(world, ANN)
+    await world.say(ANN, "/advance 1")
+    await world.press(ANN, "→")
+    deal, _ = deal_and_answers(world)
+    assert deal.stage_id == "intent"
+    posts = world.texts(GROUP)[group_before:]
+    assert len(posts) == 1
+    assert "Ann" in posts[0] and "Training 2027" in posts[0] and "→" in posts[0]
+    assert "¥500,000.00" in posts[0] or "500,000" in posts[0]
+
+
+async def test_a_manager_forces_a_blocked_advance_with_a_reason(world, fake):
+    await open_deal(world)
+    await world.say(MEG, "/advance 1")
+    await world.press(MEG, "Force it")
+    await world.say(MEG, "Customer signed a letter of intent")
+    deal, _ = deal_and_answers(world)
+    assert deal.stage_id == "intent"
+    with transaction(world.engine) as session:
+        change = list_stage_changes(session, deal_id=deal.id)[-1]
+    assert change.override and change.reason == "Customer signed a letter of intent"
+
+
+async def test_a_reps_exception_request_is_decided_once_by_a_manager(world, fake):
+    world.add_member(1, 1004, "Max", role="manager")
+    await open_deal(world)
+    await world.say(ANN, "/cancel")
+    await world.say(ANN, "/advance 1")
+    await world.press(ANN, "Ask a manager")
+    await world.say(ANN, "Budget is approved, paperwork follows")
+    request = world.last_texts(MEG, 1)
+    assert "Exception request" in request and "Budget is approved" in request
+    assert "Exception request" in world.last_texts(1004, 1)
+    await world.press(MEG, "Approve")
+    await world.press(1004, "Reject")  # too late: the first decision counts
+    assert fake.answered_callbacks[-1].get("text") == t("en", "override.already_decided")
+    deal, _ = deal_and_answers(world)
+    assert deal.stage_id == "intent"
+    assert "Meg approved the exception" in world.last_texts(ANN, 1)
+
+
+async def test_a_stale_button_answers_with_a_notice_and_changes_nothing(world, fake):
+    await world.say(ANN, "/new")
+    await world.say(ANN, "Acme Bank")
+    await world.say(ANN, "Training 2027")
+    old_message, old_button = world.find_button(ANN, "Other")
+    await world.press(ANN, "Finance")
+    _, before = deal_and_answers(world)
+    await world.press_data(ANN, old_button["callback_data"], old_message["message_id"])
+    assert fake.answered_callbacks[-1].get("text") == t("en", "dialog.old_button")
+    assert deal_and_answers(world)[1] == before
+
+
+async def test_a_forged_callback_for_someone_elses_deal_is_refused_and_logged(world, fake, caplog):
+    await open_deal(world)
+    deal, before = deal_and_answers(world)
+    await world.say(BOB, "/help")
+    message = fake.sent(BOB)[-1]
+    with caplog.at_level(logging.WARNING):
+        for data in (f"a:{deal.id}:1:2", f"e:{deal.id}:budget", f"f:{deal.id}:1:2", "r:1:1"):
+            await world.press_data(BOB, data, message["message_id"])
+    assert "may not see" in caplog.text
+    after, answers = deal_and_answers(world)
+    assert answers == before and after.stage_id == deal.stage_id
+    assert all("Acme" not in text for text in world.texts(BOB))
+
+
+async def test_a_restart_in_the_middle_of_a_question_continues_there(world, fake):
+    await open_deal(world)
+    await world.say(ANN, "Head office")
+    waiting = open_question(world, ANN)
+    await world.restart()
+    await world.say(ANN, "/help")
+    assert PLAYBOOK.field(waiting).question["en"] in world.last_texts(ANN, 1)
+    await answer(world, ANN)
+    assert waiting in deal_and_answers(world)[1]
+
+
+async def test_a_group_that_becomes_a_supergroup_keeps_getting_posts(world, fake):
+    fake.register_chat(GROUP, "group", "Sales East team")
+    await world.say(MEG, "/setgroup", chat_id=GROUP, chat_type="group")
+    fake.migrate_group(GROUP, -1009999)
+    await world.settle()
+    await open_deal(world)
+    assert any("Training 2027" in text for text in world.texts(-1009999))
+
+
+async def test_a_bot_removed_from_its_group_stops_posting_and_managers_are_told_once(world, fake):
+    fake.register_chat(GROUP, "group", "Sales East team")
+    await world.say(MEG, "/setgroup", chat_id=GROUP, chat_type="group")
+    fake.bot_removed(GROUP, by_user_id=MEG)
+    await world.settle()
+    fake.bot_removed(GROUP, by_user_id=MEG)
+    await world.settle()
+    told = [text for text in world.texts(MEG) if "removed from the group" in text]
+    assert len(told) == 1
+    posts_before = len(world.texts(GROUP))
+    await open_deal(world)
+    assert len(world.texts(GROUP)) == posts_before
+
+
+async def test_deal_commands_in_a_group_point_to_the_private_chat(world, fake):
+    fake.register_chat(GROUP, "group", "Sales East team")
+    await open_deal(world)
+    await world.say(ANN, "/deals", chat_id=GROUP, chat_type="group")
+    await world.say(ANN, "what a day", chat_id=GROUP, chat_type="group")
+    texts = world.texts(GROUP)
+    assert len(texts) == 1 and f"https://t.me/{BOT_USERNAME}" in texts[0]
+    assert "Acme" not in texts[0]
+
+
+async def test_long_replies_are_split_and_user_text_is_escaped(world, fake):
+    await world.say(ANN, "/new")
+    await world.say(ANN, "<b>Evil</b> & Co")
+    await world.say(ANN, "x" * 120)
+    for n in range(40):
+        await world.say(ANN, "/new")
+        await world.say(ANN, f"Customer {n} " + "y" * 100)
+        await world.say(ANN, f"Deal {n} " + "z" * 110)
+    await world.say(ANN, "/deals")
+    listing = [m["text"] for m in fake.sent(ANN)[-4:]]
+    assert sum("Customer" in text for text in listing) >= 2  # more than one message
+    assert any("<b>Evil</b> & Co" in m.get("text", "") for m in fake.sent(ANN))
+
+
+async def test_non_text_messages_and_edits_get_a_hint(world, fake):
+    await open_deal(world)
+    waiting = open_question(world, ANN)
+    fake.add_update(
+        {
+            "message": {
+                **fake.sent(ANN)[-1],
+                "from": {"id": ANN, "is_bot": False, "first_name": "Ann"},
+                "text": None,
+                "sticker": {
+                    "file_id": "s",
+                    "file_unique_id": "s",
+                    "type": "regular",
+                    "width": 1,
+                    "height": 1,
+                    "is_animated": False,
+                    "is_video": False,
+                },
+            }
+        }
+    )
+    await world.settle()
+    assert t("en", "dialog.text_only") in world.last_texts(ANN, 2)
+    assert open_question(world, ANN) == waiting
+
+
+def private_update(update_id: int, user_id: int, text: str) -> dict:
+    """A message update as Telegram posts it to a webhook."""
+    chat = {"id": user_id, "type": "private", "first_name": "Ann"}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 1795700000,
+            "chat": chat,
+            "from": {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": "en"},
+            "text": text,
+            **(
+                {"entities": [{"type": "bot_command", "offset": 0, "length": len(text)}]}
+                if text.startswith("/")
+                else {}
+            ),
+        },
+    }
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+async def webhook_world(fake, engine):
+    port = free_port()
+    world = TelegramWorld(fake, engine, limiter=None)
+    await world.start(webhook_port=port, secret="s3cret-token")
+    team = world.make_team()
+    world.add_member(team, ANN, "Ann")
+    world.url = f"http://127.0.0.1:{port}/hook"
+    yield world
+    await world.stop()
+
+
+async def test_webhook_mode_checks_the_secret_token(webhook_world, fake, caplog):
+    world = webhook_world
+    assert fake.webhook["url"] == "https://example.com/hook"
+    assert fake.webhook["secret_token"] == "s3cret-token"
+    for secret in (None, "wrong"):
+        status = await fake.post_webhook(world.url, private_update(1, ANN, "/new"), secret)
+        assert status == 403
+    await world.settle()
+    assert world.texts(ANN) == [] and open_question(world, ANN) is None
+    status = await fake.post_webhook(world.url, private_update(2, ANN, "/new"), "s3cret-token")
+    assert status == 200
+    await world.settle()
+    assert world.texts(ANN) == [t("en", "dialog.ask_customer")]
+    assert "s3cret-token" not in caplog.text
+
+
+async def test_a_redelivered_update_takes_effect_once(webhook_world, fake):
+    world = webhook_world
+    for update in (
+        private_update(10, ANN, "/new"),
+        private_update(11, ANN, "Acme Bank"),
+        private_update(12, ANN, "Training 2027"),
+        private_update(12, ANN, "Training 2027"),  # Telegram retries a webhook delivery
+    ):
+        assert await fake.post_webhook(world.url, update, "s3cret-token") == 200
+        await world.settle()
+    with transaction(world.engine) as session:
+        from sqlmodel import select
+
+        deals = session.exec(select(Deal)).all()
+    assert len(deals) == 1
+    assert sum("Created #1" in text for text in world.texts(ANN)) == 1
+
+
+async def test_a_429_is_waited_out_and_nothing_is_lost(engine):
+    from bot.ratelimit import TelegramRateLimiter
+
+    async with FakeBotApi(rate_limits=True) as fake:
+        world = await TelegramWorld(fake, engine, limiter=TelegramRateLimiter()).start()
+        try:
+            world.add_member(world.make_team(), ANN, "Ann")
+            fake.fail_next("sendMessage", status=429, retry_after=1)
+            await world.say(ANN, "/help")
+            await world.say(ANN, "/new")
+            await world.say(ANN, "Acme Bank")
+            await world.say(ANN, "Training 2027")
+            await fake.wait_for(lambda: any("Created #1" in text for text in world.texts(ANN)))
+            await world.settle()
+            assert world.texts(ANN)[0].startswith("StageCoach")
+            assert any("What shall we call" in text for text in world.texts(ANN))
+            refused = [r for r in fake.requests if r[0] == "sendMessage"]
+            assert len(refused) > len(world.texts(ANN)) - 1  # the 429 was retried
+        finally:
+            await world.stop()
