@@ -126,3 +126,35 @@ def test_terminal_numbers_press_only_the_newest_buttons(tmp_path, monkeypatch):
     chat.run(["/lang", "2", "/new", "2"])  # the second "2" is a customer name, not a button
     assert "Customer: 2." in out.getvalue()
     app.engine.dispose()
+
+
+def test_run_without_a_token_explains_how_to_get_one(monkeypatch):
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 2
+    assert "@BotFather" in result.output and "stagecoach chat" in result.output
+
+
+def test_run_in_webhook_mode_needs_a_url_and_a_secret(tmp_path, monkeypatch):
+    config = tmp_path / "config.toml"
+    config.write_text('[telegram]\nmode = "webhook"\n', encoding="utf-8")
+    monkeypatch.setenv("STAGECOACH_CONFIG", str(config))
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
+    monkeypatch.delenv("TELEGRAM_WEBHOOK_SECRET", raising=False)
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 2 and "webhook_url" in result.output
+
+
+def test_team_create_and_invite_print_a_code_and_link(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'team.db'}")
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    runner = CliRunner()
+    assert runner.invoke(app, ["team", "create", "Sales East"]).exit_code == 0
+    assert runner.invoke(app, ["team", "create", "Sales East"]).exit_code == 1
+    result = runner.invoke(
+        app, ["team", "invite", "Sales East", "--role", "manager", "--bot-username", "@my_bot"]
+    )
+    assert result.exit_code == 0, result.output
+    code = result.output.split("Invite code for a manager of 'Sales East': ")[1].split()[0]
+    assert f"https://t.me/my_bot?start={code}" in result.output
+    assert runner.invoke(app, ["team", "invite", "Nobody"]).exit_code == 1

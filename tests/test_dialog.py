@@ -576,3 +576,14 @@ def test_names_of_only_emoji_are_refused(team_engine):
     assert chat.text == t("en", "dialog.text_no_words")
     chat.say("Acme")
     assert "Customer: Acme" in chat.text
+
+
+def test_the_stop_button_ends_the_round_and_keeps_the_answers(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    chat.say("Head office")
+    chat.press("Stop")
+    assert chat.open_question() is None
+    assert "Stopped here" in plain(chat.last.edited.text)
+    assert deal_state(team_engine)[1]["customer_background"] == "Head office"
+    assert "open:" in chat.text  # the summary card
