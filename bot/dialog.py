@@ -32,7 +32,7 @@ from flows.i18n import LANGUAGES, t
 from flows.playbook import Playbook
 from storage.conversations import get_conversation, save_conversation
 from storage.db import transaction
-from storage.models import Member
+from storage.models import Deal, Member
 from storage.teams import get_member_by_telegram_id, update_member
 from storage.updates import claim_update
 
@@ -272,15 +272,23 @@ def _deal_button(turn: Turn, parts: list[str]) -> bool:
     return True
 
 
-def _advance_button(turn: Turn, parts: list[str]) -> bool:
+def _move(turn: Turn, parts: list[str]) -> tuple[Deal, int, int] | None:
+    """``<deal id>:<from stage index>:<to stage index>``, for a deal the member may see."""
     if len(parts) != 3 or not all(is_number(p) for p in parts):
-        return False
+        return None
     deal = deal_for(turn.session, turn.member, int(parts[0]))
+    from_index, to_index = int(parts[1]), int(parts[2])
     stages = len(turn.playbook.stages)
-    if deal is None or not (int(parts[1]) < stages and int(parts[2]) < stages):
-        return False
-    deals.confirm_advance(turn, deal, int(parts[1]), int(parts[2]))
-    return True
+    if deal is None or from_index >= stages or to_index >= stages:
+        return None
+    return deal, from_index, to_index
+
+
+def _advance_button(turn: Turn, parts: list[str]) -> bool:
+    move = _move(turn, parts)
+    if move is not None:
+        deals.confirm_advance(turn, *move)
+    return move is not None
 
 
 def _edit_button(turn: Turn, parts: list[str]) -> bool:
@@ -302,15 +310,10 @@ def _language_button(turn: Turn, parts: list[str]) -> bool:
 
 def _reason_button(mode: str):
     def handler(turn: Turn, parts: list[str]) -> bool:
-        if len(parts) != 3 or not all(is_number(p) for p in parts):
+        move = _move(turn, parts)
+        if move is None or (mode == OVERRIDE_REASON and turn.member.role not in MANAGING_ROLES):
             return False
-        deal = deal_for(turn.session, turn.member, int(parts[0]))
-        stages = len(turn.playbook.stages)
-        if deal is None or not (int(parts[1]) < stages and int(parts[2]) < stages):
-            return False
-        if mode == OVERRIDE_REASON and turn.member.role not in MANAGING_ROLES:
-            return False
-        overrides.start_reason(turn, deal, mode, int(parts[1]), int(parts[2]))
+        overrides.start_reason(turn, move[0], mode, move[1], move[2])
         return True
 
     return handler
