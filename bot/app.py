@@ -27,5 +27,9 @@ def build_app(settings: Settings | None = None) -> App:
     playbook = load_playbook(settings.playbook.path or None)
     engine = make_engine(settings.database.url)
     upgrade(engine)
-    config = DialogConfig(language=settings.defaults.language, timezone=settings.defaults.timezone)
+    config = DialogConfig(
+        language=settings.defaults.language,
+        timezone=settings.defaults.timezone,
+        nudges=settings.nudges.policy(),
+    )
     return App(settings, engine, playbook, Dialog(engine, playbook, config=config))

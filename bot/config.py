@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 from pathlib import Path
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from flows.i18n import LANGUAGES
+from flows.schedule import NudgePolicy
 
 CONFIG_ENV = "STAGECOACH_CONFIG"
 DATABASE_ENV = "DATABASE_URL"
@@ -65,6 +67,31 @@ class TelegramSettings(_Section):
     webhook_secret: str = ""
 
 
+class NudgeSettings(_Section):
+    morning: dt.time = Field(dt.time(9, 0), description="local time nudges are due")
+    quiet_start: dt.time = dt.time(21, 0)
+    quiet_end: dt.time = dt.time(8, 30)
+    quiet_weekends: bool = False
+    daily_cap: int = Field(3, ge=1, description="nudges per rep per day; more wait a day")
+    reminder_days: list[int] = Field([3, 1], description="days before a date field to remind")
+    tick_seconds: int = Field(60, ge=1, description="how often due nudges are looked for")
+
+    def policy(self) -> NudgePolicy:
+        return NudgePolicy(
+            morning=self.morning,
+            quiet_start=self.quiet_start,
+            quiet_end=self.quiet_end,
+            quiet_weekends=self.quiet_weekends,
+            daily_cap=self.daily_cap,
+            reminder_days=tuple(self.reminder_days),
+        )
+
+
+class DigestSettings(_Section):
+    time: dt.time = Field(dt.time(8, 30), description="each manager's local time for the digest")
+    idle_days: int = Field(3, ge=1, description="reps without an update this long are listed")
+
+
 class LoggingSettings(_Section):
     # The terminal chat logs here, so that no log line or traceback lands in the conversation.
     chat_file: str = Field("data/stagecoach-chat.log", description="log file of `stagecoach chat`")
@@ -73,6 +100,8 @@ class LoggingSettings(_Section):
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     telegram: TelegramSettings = TelegramSettings()
+    nudges: NudgeSettings = NudgeSettings()
+    digest: DigestSettings = DigestSettings()
     logging: LoggingSettings = LoggingSettings()
     playbook: PlaybookSettings = PlaybookSettings()
     defaults: DefaultSettings = DefaultSettings()

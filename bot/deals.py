@@ -330,12 +330,3 @@ def lost_reason_text(turn: Turn, text: str) -> None:
         return
     move_deal(turn, deal, deal.stage_id, "lost", reason=reason)
     turn.say(turn.text("dialog.marked_lost", deal=render.deal_title(turn, deal), reason=reason))
-
-
-VERBS = {
-    "u": run_update,
-    "g": show_gaps,
-    "a": propose_advance,
-    "l": ask_lost_reason,
-    "e": show_fields,
-}

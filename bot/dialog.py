@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import deals, groups, membership, overrides, questions
+from bot import deals, groups, membership, nudges, overrides, pause, questions
 from bot.access import MANAGING_ROLES, deal_for
 from bot.events import Button, Incoming, Reply, Response
 from bot.state import (
@@ -24,6 +24,8 @@ from bot.state import (
     NEW_CUSTOMER,
     NEW_NAME,
     OVERRIDE_REASON,
+    PAUSE_REASON,
+    PAUSE_UNTIL,
     QUESTION,
     ConversationState,
 )
@@ -165,6 +167,8 @@ def on_text(turn: Turn, text: str) -> None:
         return deals.lost_reason_text(turn, text)
     if mode in (OVERRIDE_REASON, EXCEPTION_REASON):
         return overrides.reason_text(turn, text)
+    if mode in (PAUSE_REASON, PAUSE_UNTIL):
+        return pause.pause_text(turn, text)
     deal = questions.state_deal(turn)
     if mode == QUESTION and deal is not None:
         return questions.answer_text(turn, deal, text)
@@ -236,6 +240,7 @@ COMMANDS = {
     "cancel": cancel_command,
     "lang": lang_command,
     "invite": membership.invite_command,
+    "pause": pause.pause_command,
 }
 
 
@@ -263,12 +268,22 @@ def _question_button(turn: Turn, parts: list[str]) -> bool:
 
 
 def _deal_button(turn: Turn, parts: list[str]) -> bool:
-    if len(parts) != 2 or parts[0] not in deals.VERBS or not is_number(parts[1]):
+    if len(parts) != 2 or parts[0] not in DEAL_VERBS or not is_number(parts[1]):
         return False
     deal = deal_for(turn.session, turn.member, int(parts[1]))
     if deal is None:
         return False
-    deals.VERBS[parts[0]](turn, deal)
+    DEAL_VERBS[parts[0]](turn, deal)
+    return True
+
+
+def _resume_button(turn: Turn, parts: list[str]) -> bool:
+    if len(parts) != 1 or not is_number(parts[0]):
+        return False
+    deal = deal_for(turn.session, turn.member, int(parts[0]))
+    if deal is None:
+        return False
+    pause.resume_button(turn, deal)
     return True
 
 
@@ -334,4 +349,16 @@ BUTTONS = {
     overrides.CB_FORCE: _reason_button(OVERRIDE_REASON),
     overrides.CB_ASK: _reason_button(EXCEPTION_REASON),
     overrides.CB_DECIDE: _decision_button,
+    nudges.CB_NUDGE: nudges.nudge_button,
+    pause.CB_RESUME: _resume_button,
+}
+
+# What a deal picked from a list is for (d:<verb>:<deal id>).
+DEAL_VERBS = {
+    "u": deals.run_update,
+    "g": deals.show_gaps,
+    "a": deals.propose_advance,
+    "l": deals.ask_lost_reason,
+    "e": deals.show_fields,
+    "p": pause.ask_pause,
 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import render
+from bot import nudges, render
 from bot.events import Button
 from bot.moves import move_deal
 from bot.render import DONE, TOGGLE
@@ -19,6 +19,8 @@ from bot.state import (
     NEW_CUSTOMER,
     NEW_NAME,
     OVERRIDE_REASON,
+    PAUSE_REASON,
+    PAUSE_UNTIL,
     QUALIFY,
     QUESTION,
     UPDATE,
@@ -34,6 +36,16 @@ from storage.answers import get_answers, save_answer
 from storage.deals import get_deal, set_deal_attributes
 from storage.models import Deal
 
+# Modes that wait for a typed line (a name, a reason, a date); see bot/state.py.
+TEXT_MODES = (
+    NEW_CUSTOMER,
+    NEW_NAME,
+    LOST_REASON,
+    OVERRIDE_REASON,
+    EXCEPTION_REASON,
+    PAUSE_REASON,
+    PAUSE_UNTIL,
+)
 CB_QUESTION = "q"  # q:<seq>:<payload> — an answer, toggle, skip or back for question <seq>
 SKIP, BACK, CANCEL = "skip", "back", "stop"
 
@@ -65,6 +77,7 @@ def ask_next(turn: Turn, deal: Deal) -> None:
 
 def finish_run(turn: Turn, deal: Deal, answers: dict[str, Any]) -> None:
     turn.state.reset()
+    nudges.plan_gap_follow_up(turn, deal, answers)
     turn.say(render.summary_card(turn, deal, answers))
 
 
@@ -172,6 +185,8 @@ def _save(turn: Turn, deal: Deal, key: str, value: Any, spec: FieldSpec | None) 
         set_deal_attributes(
             turn.session, deal_id=deal.id, now=turn.now, expected_close=render.as_date(value)
         )
+    if spec is not None and spec.remind:
+        nudges.plan_date_reminder(turn, deal, spec, value)
 
 
 def stop_run(turn: Turn, deal: Deal) -> None:
@@ -334,5 +349,5 @@ def resume(turn: Turn) -> None:
     mode = turn.state.mode
     if mode == QUESTION and deal is not None:
         repeat_question(turn, deal)
-    elif mode in (NEW_CUSTOMER, NEW_NAME, LOST_REASON, OVERRIDE_REASON, EXCEPTION_REASON):
+    elif mode in TEXT_MODES:
         turn.say(turn.text(f"dialog.resume_{mode}"), expects_text=True)

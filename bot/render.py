@@ -29,6 +29,14 @@ def as_date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
+_DATE = FieldSpec(id="date", type="date", question={"zh": "", "en": ""})
+
+
+def show_date(turn: Turn, day: date) -> str:
+    """A date as the member reads it (2026年12月1日 · Dec 1, 2026)."""
+    return turn.value(_DATE, day.isoformat())
+
+
 def deal_title(turn: Turn, deal: Deal) -> Html:
     return turn.text(
         "dialog.deal_title", number=deal.number, name=deal.name, customer=deal.customer

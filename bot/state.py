@@ -15,6 +15,8 @@ QUESTION = "question"  # a playbook question is open
 LOST_REASON = "lost_reason"  # waiting for why a deal was lost
 OVERRIDE_REASON = "override_reason"  # a manager forcing a blocked move: why
 EXCEPTION_REASON = "exception_reason"  # a rep asking managers for an exception: why
+PAUSE_REASON = "pause_reason"  # pausing a deal: why
+PAUSE_UNTIL = "pause_until"  # pausing a deal: until when
 
 # Kinds of question run.
 QUALIFY = "qualify"  # the target-group criteria of a new deal

@@ -14,6 +14,7 @@ from bot.state import ConversationState
 from flows.i18n import pick, t
 from flows.parsers import Invalid, Valid, format_value, has_words, parse_answer
 from flows.playbook import FieldSpec, Playbook
+from flows.schedule import NudgePolicy
 from storage.models import Member
 
 
@@ -42,6 +43,7 @@ class DialogConfig:
     language: str = "zh"  # for new members and for group messages
     timezone: str = "Asia/Shanghai"  # for new members
     bot_username: str | None = None  # for t.me links; unknown in the terminal chat
+    nudges: NudgePolicy = field(default_factory=NudgePolicy)
 
 
 @dataclass

@@ -140,6 +140,8 @@ def set_deal_attributes(
     expected_close: date | None | _Unset = UNSET,
     outside_target: bool | _Unset = UNSET,
     outside_target_reason: str | None | _Unset = UNSET,
+    paused_until: date | None | _Unset = UNSET,
+    pause_reason: str | None | _Unset = UNSET,
 ) -> Deal:
     """Set the given deal columns (omitted ones stay; None clears) and touch updated_at.
 
@@ -151,6 +153,8 @@ def set_deal_attributes(
         expected_close: The expected closing date.
         outside_target: Whether the customer is outside the target group.
         outside_target_reason: Why it is.
+        paused_until: No stale or gap nudges until this day (None: not paused).
+        pause_reason: Why the deal is paused.
 
     Returns:
         The updated deal.
@@ -164,6 +168,8 @@ def set_deal_attributes(
         "expected_close": expected_close,
         "outside_target": outside_target,
         "outside_target_reason": outside_target_reason,
+        "paused_until": paused_until,
+        "pause_reason": pause_reason,
     }
     for name, value in changes.items():
         if value is not UNSET:

@@ -131,6 +131,9 @@ class Deal(SQLModel, table=True):
     lost_reason: str | None = None
     outside_target: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     outside_target_reason: str | None = None
+    # Paused (e.g. the customer's budget cycle): no stale or gap nudges until this day.
+    paused_until: date | None = None
+    pause_reason: str | None = None
     created_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
 
@@ -261,3 +264,73 @@ class AdvanceRequest(SQLModel, table=True):
     decided_by: int | None = Field(default=None, foreign_key="member.id")
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
+
+
+NUDGE_KINDS = ("gap", "stale", "date", "resume")
+NUDGE_STATES = ("pending", "claimed", "sent", "dropped", "muted")
+DIGEST_STATES = ("claimed", "sent")
+
+
+class Nudge(SQLModel, table=True):
+    """A reminder due to a rep; a scheduler tick claims due rows and sends them.
+
+    ``key`` says which date a date reminder is about (a field id); empty for other kinds.
+    """
+
+    __table_args__ = (
+        CheckConstraint(_in("kind", NUDGE_KINDS), name="kind"),
+        CheckConstraint(_in("state", NUDGE_STATES), name="state"),
+        # The tick's query: pending rows by due time, among millions of sent ones.
+        Index(
+            "ix_nudge_pending_due",
+            "due_at",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+        Index("ix_nudge_deal_id_kind", "deal_id", "kind"),
+        Index("ix_nudge_member_id_sent_at", "member_id", "sent_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", ondelete="CASCADE")
+    deal_id: int = Field(foreign_key="deal.id", ondelete="CASCADE")
+    kind: str = Field(sa_type=String(8))
+    key: str = Field(default="", sa_type=String(64))
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    state: str = Field(default="pending", sa_type=String(8))
+    claimed_by: str | None = Field(default=None, sa_type=String(64))
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
+
+
+class NudgeMute(SQLModel, table=True):
+    """A rep said a kind of nudge is not relevant for a deal: it is not sent again."""
+
+    __tablename__ = "nudge_mute"
+    __table_args__ = (UniqueConstraint("deal_id", "kind", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    deal_id: int = Field(foreign_key="deal.id", ondelete="CASCADE")
+    kind: str = Field(sa_type=String(8))
+    key: str = Field(default="", sa_type=String(64))
+    member_id: int = Field(foreign_key="member.id")
+    created_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
+
+
+class DigestRun(SQLModel, table=True):
+    """One manager's digest for one local day: claimed before it is built, so it goes once."""
+
+    __tablename__ = "digest_run"
+    __table_args__ = (
+        UniqueConstraint("member_id", "digest_date"),
+        CheckConstraint(_in("state", DIGEST_STATES), name="state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", ondelete="CASCADE")
+    digest_date: date
+    state: str = Field(default="claimed", sa_type=String(8))
+    claimed_by: str | None = Field(default=None, sa_type=String(64))
+    claimed_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

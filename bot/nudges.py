@@ -1,0 +1,89 @@
+"""Nudges in the dialog: planned when a rep leaves gaps or saves a date, answered by buttons.
+
+Sending due nudges is the scheduler's job (bot/nudge_runner.py); here they are only planned.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from bot import render
+from bot.access import deal_for
+from bot.turn import Turn, is_number
+from flows import engine
+from flows.playbook import FieldSpec
+from flows.schedule import at_local, next_working_morning, reminder_times
+from storage.models import Deal
+from storage.nudges import drop_pending, get_nudge, mute_nudge, schedule_nudge, snooze_nudge
+
+CB_NUDGE = "n"  # n:<nudge id>:<1 | 7 | x> — snooze a day, a week, or "not relevant"
+SNOOZE_DAYS = {"1": 1, "7": 7}
+MUTE = "x"
+
+
+def plan_gap_follow_up(turn: Turn, deal: Deal, answers: dict[str, Any]) -> None:
+    """After an update run: follow up the next working morning if required gaps are left."""
+    report = engine.gap_report(turn.playbook, deal.stage_id, answers)
+    if deal.status != "open" or report.closed or is_paused(deal, turn.now.date()):
+        drop_pending(turn.session, deal_id=deal.id, kinds=("gap",))
+        return
+    schedule_nudge(
+        turn.session,
+        member_id=deal.owner_id,
+        deal_id=deal.id,
+        kind="gap",
+        due_at=next_working_morning(turn.now, turn.config.nudges),
+        now=turn.now,
+    )
+
+
+def plan_date_reminder(turn: Turn, deal: Deal, spec: FieldSpec, value: Any) -> None:
+    """A date field marked ``remind``: the next reminder before it (the rest follow on)."""
+    due = reminder_date(spec, value)
+    times = reminder_times(due, turn.now, turn.config.nudges) if due else []
+    if not times:
+        drop_pending(turn.session, deal_id=deal.id, kinds=("date",), key=spec.id)
+        return
+    schedule_nudge(
+        turn.session,
+        member_id=deal.owner_id,
+        deal_id=deal.id,
+        kind="date",
+        key=spec.id,
+        due_at=times[0],
+        now=turn.now,
+    )
+
+
+def reminder_date(spec: FieldSpec, value: Any) -> date | None:
+    """The date a reminder field holds (a date, or a milestone's date)."""
+    if spec.type == "milestone" and isinstance(value, dict):
+        value = value.get("date")
+    return date.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def is_paused(deal: Deal, today: date) -> bool:
+    return deal.paused_until is not None and deal.paused_until >= today
+
+
+def nudge_button(turn: Turn, parts: list[str]) -> bool:
+    """Snooze or mute a nudge that was sent to this member; False if it is not theirs."""
+    if len(parts) != 2 or not is_number(parts[0]) or parts[1] not in (*SNOOZE_DAYS, MUTE):
+        return False
+    nudge = get_nudge(turn.session, nudge_id=int(parts[0]))
+    if nudge is None or nudge.member_id != turn.member.id:
+        return False
+    deal = deal_for(turn.session, turn.member, nudge.deal_id)
+    if deal is None:
+        return False
+    title = render.deal_title(turn, deal)
+    if parts[1] == MUTE:
+        mute_nudge(turn.session, nudge=nudge, member_id=turn.member.id, now=turn.now)
+        turn.response.notice = turn.text("nudge.muted", deal=title)
+        return True
+    days = SNOOZE_DAYS[parts[1]]
+    due = at_local(turn.now.date() + timedelta(days=days), turn.config.nudges.morning, turn.now)
+    snooze_nudge(turn.session, nudge=nudge, due_at=due, now=turn.now)
+    turn.response.notice = turn.text(f"nudge.snoozed_{parts[1]}", deal=title)
+    return True

@@ -1,0 +1,213 @@
+"""Nudge rows: scheduled, claimed by a scheduler tick, sent, snoozed or muted.
+
+The rows are the truth; the scheduler only ticks. Claiming uses ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so two bot instances on one database never take the same row; SQLite runs one
+writer at a time, which gives the same guarantee there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import and_, exists, func, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from storage.models import Deal, Nudge, NudgeMute
+
+# A claim older than this belongs to an instance that died while sending: take it over.
+CLAIM_TIMEOUT = timedelta(minutes=10)
+
+
+def is_muted(session: Session, *, deal_id: int, kind: str, key: str = "") -> bool:
+    statement = select(NudgeMute.id).where(
+        NudgeMute.deal_id == deal_id, NudgeMute.kind == kind, NudgeMute.key == key
+    )
+    return session.exec(statement).first() is not None
+
+
+def schedule_nudge(
+    session: Session,
+    *,
+    member_id: int,
+    deal_id: int,
+    kind: str,
+    due_at: datetime,
+    now: datetime,
+    key: str = "",
+) -> Nudge | None:
+    """Plan a nudge, replacing a pending one of the same kind for the deal.
+
+    Returns:
+        The new row, or None if the rep muted this kind of nudge for the deal.
+    """
+    if is_muted(session, deal_id=deal_id, kind=kind, key=key):
+        return None
+    drop_pending(session, deal_id=deal_id, kinds=(kind,), key=key)
+    nudge = Nudge(
+        member_id=member_id, deal_id=deal_id, kind=kind, key=key, due_at=due_at, created_at=now
+    )
+    session.add(nudge)
+    session.flush()
+    return nudge
+
+
+def drop_pending(
+    session: Session, *, deal_id: int, kinds: Iterable[str], key: str | None = None
+) -> int:
+    """Cancel a deal's pending nudges of some kinds (and one key, if given)."""
+    conditions = [
+        col(Nudge.deal_id) == deal_id,
+        col(Nudge.kind).in_(list(kinds)),
+        col(Nudge.state) == "pending",
+    ]
+    if key is not None:
+        conditions.append(col(Nudge.key) == key)
+    result = session.execute(
+        update(Nudge)
+        .where(*conditions)
+        .values(state="dropped")
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def claim_due_nudges(
+    session: Session, *, now: datetime, instance: str, limit: int = 500
+) -> list[Nudge]:
+    """Take the due nudges (and ones a dead instance left claimed) for this instance.
+
+    Args:
+        session: The open session; commit right after, so the claim is visible to others.
+        now: The tick's time.
+        instance: A name for this process, recorded on the rows.
+        limit: At most this many rows per tick.
+    Returns:
+        The claimed rows, oldest due first.
+    """
+    due = or_(
+        and_(col(Nudge.state) == "pending", col(Nudge.due_at) <= now),
+        and_(col(Nudge.state) == "claimed", col(Nudge.claimed_at) < now - CLAIM_TIMEOUT),
+    )
+    wanted = (
+        select(Nudge.id)
+        .where(due)
+        .order_by(col(Nudge.due_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(session.exec(wanted))
+    if not ids:
+        return []
+    session.execute(
+        update(Nudge)
+        .where(col(Nudge.id).in_(ids))
+        .values(state="claimed", claimed_by=instance, claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    statement = (
+        select(Nudge)
+        .where(col(Nudge.id).in_(ids))
+        .order_by(col(Nudge.due_at))
+        .execution_options(populate_existing=True)
+    )
+    return list(session.exec(statement))
+
+
+def finish_nudges(
+    session: Session, *, ids: Sequence[int], state: str, now: datetime | None = None
+) -> None:
+    """Mark claimed nudges sent (``now`` = when) or dropped."""
+    if ids:
+        session.execute(
+            update(Nudge)
+            .where(col(Nudge.id).in_(list(ids)))
+            .values(state=state, sent_at=now if state == "sent" else None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def postpone_nudges(session: Session, *, ids: Sequence[int], due_at: datetime) -> None:
+    """Give claimed nudges back, due later (quiet hours, the daily cap)."""
+    if ids:
+        session.execute(
+            update(Nudge)
+            .where(col(Nudge.id).in_(list(ids)))
+            .values(state="pending", due_at=due_at, claimed_by=None, claimed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def count_sent_since(session: Session, *, member_id: int, since: datetime) -> int:
+    """Nudges already sent to a member since a time (their local midnight, for the cap)."""
+    statement = select(func.count(col(Nudge.id))).where(
+        Nudge.member_id == member_id, Nudge.state == "sent", col(Nudge.sent_at) >= since
+    )
+    return session.exec(statement).one()
+
+
+def get_nudge(session: Session, *, nudge_id: int) -> Nudge | None:
+    return session.get(Nudge, nudge_id)
+
+
+def snooze_nudge(session: Session, *, nudge: Nudge, due_at: datetime, now: datetime) -> Nudge:
+    """Ask again later: a new pending row like the sent one."""
+    return schedule_nudge(
+        session,
+        member_id=nudge.member_id,
+        deal_id=nudge.deal_id,
+        kind=nudge.kind,
+        key=nudge.key,
+        due_at=due_at,
+        now=now,
+    )
+
+
+def mute_nudge(session: Session, *, nudge: Nudge, member_id: int, now: datetime) -> None:
+    """ "Not relevant": no more nudges of this kind (and key) for the deal; recorded."""
+    drop_pending(session, deal_id=nudge.deal_id, kinds=(nudge.kind,), key=nudge.key)
+    try:
+        with session.begin_nested():
+            session.add(
+                NudgeMute(
+                    deal_id=nudge.deal_id,
+                    kind=nudge.kind,
+                    key=nudge.key,
+                    member_id=member_id,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        pass  # muted already (a second press)
+
+
+def stale_deals(
+    session: Session, *, now: datetime, today: date, stale_days: dict[str, int]
+) -> list[Deal]:
+    """Open, unpaused deals not updated for their stage's stale_after_days and not nudged since.
+
+    Args:
+        stale_days: days without an update after which a deal in each stage is stale.
+    """
+    overdue = or_(
+        *(
+            and_(col(Deal.stage_id) == stage, col(Deal.updated_at) < now - timedelta(days=days))
+            for stage, days in stale_days.items()
+        )
+    )
+    nudged_since = exists().where(
+        col(Nudge.deal_id) == col(Deal.id),
+        col(Nudge.kind) == "stale",
+        col(Nudge.state) != "dropped",
+        col(Nudge.created_at) >= col(Deal.updated_at),
+    )
+    muted = exists().where(col(NudgeMute.deal_id) == col(Deal.id), col(NudgeMute.kind) == "stale")
+    statement = select(Deal).where(
+        col(Deal.status) == "open",
+        or_(col(Deal.paused_until).is_(None), col(Deal.paused_until) < today),
+        overdue,
+        ~nudged_since,
+        ~muted,
+    )
+    return list(session.exec(statement))
