@@ -31,6 +31,12 @@ FieldType = Literal[
 ]
 CHOICE_TYPES = ("choice", "multichoice")
 DEAL_ATTRIBUTES = ("amount", "expected_close")
+# Stakeholder roles (the options of flows.stakeholder's "role" part, which builds on this module).
+StakeholderRole = Literal[
+    "decision_maker", "project_manager", "team_member", "outside_expert", "other"
+]
+# The tests a risk flag can hold; each flag holds exactly one.
+RISK_TESTS = ("missing", "no_supporter", "past_date")
 DEFAULT_PLAYBOOK = "default.toml"
 
 
@@ -106,6 +112,37 @@ class Stage(_Strict):
     actions: list[LocalText] = []
 
 
+class SupporterTest(_Strict):
+    """Raised when no person in a stakeholder field (of ``role``, if given) has the attitude."""
+
+    field: Id
+    role: StakeholderRole | None = None
+    min_attitude: int = Field(default=1, ge=-3, le=3)
+
+
+class RiskFlag(_Strict):
+    """A coaching prompt raised on open deals at ``from_stage`` (through ``until_stage``).
+
+    Exactly one test: ``missing`` (a field has no answer), ``no_supporter`` (nobody on a
+    stakeholder field has attitude >= min_attitude) or ``past_date`` ("expected_close", the deal's
+    expected close date, or a date field id: the date is before today).
+    """
+
+    id: Id
+    text: LocalText
+    coaching: LocalText
+    from_stage: Id
+    until_stage: Id | None = None
+    missing: Id | None = None
+    no_supporter: SupporterTest | None = None
+    past_date: Id | None = None
+
+    @property
+    def tests(self) -> list[str]:
+        """The names of the tests this flag holds (valid flags hold exactly one)."""
+        return [name for name in RISK_TESTS if getattr(self, name) is not None]
+
+
 class Playbook(_Strict):
     id: Id
     version: int = Field(ge=1)
@@ -114,6 +151,7 @@ class Playbook(_Strict):
     default_language: str
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
     stages: list[Stage] = Field(min_length=2)
+    risk_flags: list[RiskFlag] = []
 
     # -- lookups ------------------------------------------------------------------------------
     def stage(self, stage_id: str) -> Stage:
@@ -228,9 +266,12 @@ def _has(node: dict | list, step: Any) -> bool:
 
 
 def _singular(word: str) -> str:
-    return {"stages": "stage", "fields": "field", "checklist": "checklist item"}.get(
-        word, word.rstrip("s")
-    )
+    return {
+        "stages": "stage",
+        "fields": "field",
+        "checklist": "checklist item",
+        "risk_flags": "risk flag",
+    }.get(word, word.rstrip("s"))
 
 
 def _semantic_problems(playbook: Playbook) -> list[str]:
@@ -240,6 +281,7 @@ def _semantic_problems(playbook: Playbook) -> list[str]:
     problems += _translation_problems(playbook)
     problems += _id_problems(playbook)
     problems += _field_problems(playbook)
+    problems += _risk_flag_problems(playbook)
     return problems
 
 
@@ -282,6 +324,9 @@ def _texts(playbook: Playbook):
                 yield f"{at} › coaching[{n}] › questions[{m}]", question
         for n, action in enumerate(stage.actions, 1):
             yield f"{at} › actions[{n}]", action
+    for flag in playbook.risk_flags:
+        yield f"risk flag {flag.id!r} › text", flag.text
+        yield f"risk flag {flag.id!r} › coaching", flag.coaching
 
 
 def _id_problems(playbook: Playbook) -> list[str]:
@@ -346,3 +391,63 @@ def _options_problems(spec: FieldSpec) -> list[str]:
     ids = [o.id for o in spec.options]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     return [f"duplicate option id {', '.join(dupes)}"] if dupes else []
+
+
+def _risk_flag_problems(playbook: Playbook) -> list[str]:
+    problems = []
+    stage_index = {stage.id: n for n, stage in enumerate(playbook.stages)}
+    fields = {spec.id: (spec, stage.id) for stage in playbook.stages for spec in stage.fields}
+    seen: set[str] = set()
+    for flag in playbook.risk_flags:
+        where = f"risk flag {flag.id!r}"
+        if flag.id in seen:
+            problems.append(f"{where}: duplicate risk flag id")
+        seen.add(flag.id)
+        for key in ("from_stage", "until_stage"):
+            stage_id = getattr(flag, key)
+            if stage_id is not None and stage_id not in stage_index:
+                problems.append(f"{where} › {key}: unknown stage {stage_id!r}")
+        start = stage_index.get(flag.from_stage)
+        end = stage_index.get(flag.until_stage) if flag.until_stage else None
+        if start is not None and end is not None and end < start:
+            problems.append(
+                f"{where} › until_stage: {flag.until_stage!r} comes before "
+                f"from_stage {flag.from_stage!r}"
+            )
+        if len(flag.tests) != 1:
+            found = ", ".join(flag.tests) or "none"
+            problems.append(
+                f"{where}: needs exactly one test of {', '.join(RISK_TESTS)} (found {found})"
+            )
+        for test, field_id, wanted in _flag_fields(flag):
+            if test == "past_date" and field_id == "expected_close":
+                continue  # the deal's expected close date, not a field
+            found_field = fields.get(field_id)
+            if found_field is None:
+                problems.append(f"{where} › {test}: unknown field {field_id!r}")
+                continue
+            spec, field_stage = found_field
+            if wanted and spec.type != wanted:
+                hint = ' or "expected_close"' if test == "past_date" else ""
+                problems.append(
+                    f"{where} › {test}: field {field_id!r} is a {spec.type} field; "
+                    f"{test} needs a {wanted} field{hint}"
+                )
+            if start is not None and stage_index[field_stage] > start:
+                problems.append(
+                    f"{where} › {test}: field {field_id!r} is asked only from stage "
+                    f"{field_stage!r}, after from_stage {flag.from_stage!r}"
+                )
+    return problems
+
+
+def _flag_fields(flag: RiskFlag) -> list[tuple[str, str, str | None]]:
+    """(test, field id, the field type it needs or None for any) of each test a flag holds."""
+    found = []
+    if flag.missing is not None:
+        found.append(("missing", flag.missing, None))
+    if flag.no_supporter is not None:
+        found.append(("no_supporter", flag.no_supporter.field, "stakeholder"))
+    if flag.past_date is not None:
+        found.append(("past_date", flag.past_date, "date"))
+    return found

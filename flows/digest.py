@@ -1,0 +1,248 @@
+"""The data of a manager's daily digest: pipeline, changes, blocked and stale deals, idle reps
+and the coaching queue. Rendering to text or a chart and sending happen elsewhere (bot/).
+
+Pure and linear in the number of deals and moves: snapshots in, a frozen Digest out. Time zones
+are the caller's job: ``since``/``now`` are aware UTC datetimes and ``today`` is the manager's
+local date.
+
+Conventions:
+- Changes (new deals, moves, wins, losses) fall in the half-open window ``since <= t < now``, so
+  back-to-back digests never report one change twice.
+- "Open" means status "open". A paused deal (``paused_until >= today``) is listed under paused,
+  never as stale or blocked; it still counts in the pipeline and still raises risk flags.
+- Deals at a stage the playbook does not know are left out of every stage-based section
+  (pipeline, blocked, stale, coaching); they still show as new deals, moves, wins and losses.
+- Deals are listed by ``number`` (then ``deal_id``) unless a section says otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from flows.engine import GapReport, gap_report
+from flows.playbook import Playbook, RiskFlag
+from flows.risks import OPEN, RiskChecker
+
+WON = "won"
+LOST = "lost"
+TOTAL = "total"  # stage_id of Digest.total
+STAGE_MOVES = ("advance", "back")
+
+
+@dataclass(frozen=True)
+class DealSnapshot:
+    deal_id: int
+    number: int
+    name: str
+    customer: str
+    owner_id: int
+    owner_name: str
+    stage_id: str
+    status: str  # open | won | lost
+    amount_minor: int | None
+    expected_close: date | None
+    created_at: datetime  # aware, UTC
+    updated_at: datetime  # aware, UTC
+    paused_until: date | None
+    lost_reason: str | None
+    answers: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class MoveSnapshot:
+    deal_id: int
+    from_stage: str | None
+    to_stage: str
+    kind: str  # open | advance | back | lost | won | reopen
+    at: datetime
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class RepSnapshot:
+    member_id: int
+    name: str
+    last_update: datetime | None  # newest answer or stage change by them
+
+
+@dataclass(frozen=True)
+class StageLine:
+    """Open deals of one stage. ``weighted_minor`` is ``amount_minor * win_probability / 100``
+    of the stage's summed amount, rounded half up; deals without an amount count as 0."""
+
+    stage_id: str
+    count: int
+    amount_minor: int
+    weighted_minor: int
+
+
+@dataclass(frozen=True)
+class Digest:
+    since: datetime
+    now: datetime
+    today: date
+    # Open deals per stage: every stage of the playbook in order, zero rows included.
+    pipeline: tuple[StageLine, ...]
+    # stage_id "total": the sums of the pipeline rows (weighted = sum of the rows' weighted).
+    total: StageLine
+    # Created in the window, any status, oldest first.
+    new_deals: tuple[DealSnapshot, ...]
+    # Stage moves (advance, back) in the window, oldest first.
+    moves: tuple[tuple[DealSnapshot, MoveSnapshot], ...]
+    # Deals won in the window and still won: the latest "won" move of each, oldest first.
+    wins: tuple[tuple[DealSnapshot, MoveSnapshot], ...]
+    # Deals lost in the window and still lost: the latest "lost" move of each, oldest first;
+    # the move's reason falls back to the deal's lost_reason.
+    losses: tuple[tuple[DealSnapshot, MoveSnapshot], ...]
+    # Open, not paused deals whose current stage has gaps: most open gaps first.
+    blocked: tuple[tuple[DealSnapshot, GapReport], ...]
+    # Open, not paused, no update for longer than the stage's stale_after_days: oldest first.
+    stale: tuple[DealSnapshot, ...]
+    # Open deals with paused_until >= today: soonest resume first.
+    paused: tuple[DealSnapshot, ...]
+    # No update for longer than idle_days (or never): never first, then oldest update first.
+    idle_reps: tuple[RepSnapshot, ...]
+    # Raised risk flags of open deals: by deal, each deal's flags in playbook order.
+    coaching: tuple[tuple[DealSnapshot, RiskFlag], ...]
+
+
+def build_digest(
+    playbook: Playbook,
+    *,
+    deals: Sequence[DealSnapshot],
+    moves: Sequence[MoveSnapshot],
+    reps: Sequence[RepSnapshot],
+    since: datetime,
+    now: datetime,
+    today: date,
+    idle_days: int = 3,
+) -> Digest:
+    """A manager's digest over the deals, moves and reps of their team.
+
+    Args:
+        playbook: the team's playbook.
+        deals: the team's deals, any status.
+        moves: stage moves of those deals (others are ignored); only the window's matter.
+        reps: the team's reps.
+        since: start of the window (the previous digest's ``now``), aware UTC.
+        now: end of the window, aware UTC.
+        today: the manager's local date (pauses and past dates).
+        idle_days: reps without an update for longer than this are listed as idle.
+    """
+    stages = {stage.id: stage for stage in playbook.stages}
+    checker = RiskChecker(playbook)
+    by_id = {deal.deal_id: deal for deal in deals}
+    stale_before = {s.id: now - timedelta(days=s.stale_after_days) for s in playbook.stages}
+    ordered = sorted(deals, key=_deal_order)
+
+    counts = dict.fromkeys(stages, 0)
+    amounts = dict.fromkeys(stages, 0)
+    blocked: list[tuple[DealSnapshot, GapReport]] = []
+    stale: list[DealSnapshot] = []
+    paused: list[DealSnapshot] = []
+    coaching: list[tuple[DealSnapshot, RiskFlag]] = []
+    for deal in ordered:
+        stage = stages.get(deal.stage_id)
+        if deal.status != OPEN or stage is None:
+            continue
+        counts[stage.id] += 1
+        amounts[stage.id] += deal.amount_minor or 0
+        coaching += [
+            (deal, flag)
+            for flag in checker.raised(
+                stage_id=deal.stage_id,
+                status=deal.status,
+                answers=deal.answers,
+                expected_close=deal.expected_close,
+                today=today,
+            )
+        ]
+        if deal.paused_until is not None and deal.paused_until >= today:
+            paused.append(deal)
+            continue
+        if deal.updated_at < stale_before[stage.id]:
+            stale.append(deal)
+        report = gap_report(playbook, stage.id, deal.answers)
+        if not report.closed:
+            blocked.append((deal, report))
+
+    pipeline = tuple(
+        StageLine(
+            stage.id,
+            counts[stage.id],
+            amounts[stage.id],
+            _weighted(amounts[stage.id], stage.win_probability),
+        )
+        for stage in playbook.stages
+    )
+    total = StageLine(
+        TOTAL,
+        sum(line.count for line in pipeline),
+        sum(line.amount_minor for line in pipeline),
+        sum(line.weighted_minor for line in pipeline),
+    )
+
+    stage_moves: list[tuple[DealSnapshot, MoveSnapshot]] = []
+    closing: dict[tuple[int, str], MoveSnapshot] = {}  # (deal, "won"/"lost") -> latest move
+    for move in moves:
+        deal = by_id.get(move.deal_id)
+        if deal is None or not since <= move.at < now:
+            continue
+        if move.kind in STAGE_MOVES:
+            stage_moves.append((deal, move))
+        elif move.kind in (WON, LOST) and deal.status == move.kind:
+            key = (deal.deal_id, move.kind)
+            if key not in closing or closing[key].at <= move.at:
+                closing[key] = move
+    wins = [(by_id[d], m) for (d, kind), m in closing.items() if kind == WON]
+    losses = [
+        (by_id[d], m if m.reason else replace(m, reason=by_id[d].lost_reason))
+        for (d, kind), m in closing.items()
+        if kind == LOST
+    ]
+
+    idle_before = now - timedelta(days=idle_days)
+    idle = [rep for rep in reps if rep.last_update is None or rep.last_update < idle_before]
+
+    return Digest(
+        since=since,
+        now=now,
+        today=today,
+        pipeline=pipeline,
+        total=total,
+        new_deals=tuple(
+            sorted(
+                (d for d in deals if since <= d.created_at < now),
+                key=lambda d: (d.created_at, *_deal_order(d)),
+            )
+        ),
+        moves=tuple(sorted(stage_moves, key=_by_move_time)),
+        wins=tuple(sorted(wins, key=_by_move_time)),
+        losses=tuple(sorted(losses, key=_by_move_time)),
+        blocked=tuple(sorted(blocked, key=lambda pair: -pair[1].open_count)),  # stable
+        stale=tuple(sorted(stale, key=lambda d: (d.updated_at, *_deal_order(d)))),
+        paused=tuple(sorted(paused, key=lambda d: (d.paused_until, *_deal_order(d)))),
+        idle_reps=tuple(sorted(idle, key=_idle_order)),
+        coaching=tuple(coaching),
+    )
+
+
+def _weighted(amount_minor: int, win_probability: int) -> int:
+    """``amount * probability / 100`` rounded half up (half away from zero), in integers."""
+    sign = -1 if amount_minor < 0 else 1
+    return sign * ((abs(amount_minor) * win_probability + 50) // 100)
+
+
+def _deal_order(deal: DealSnapshot) -> tuple[int, int]:
+    return (deal.number, deal.deal_id)
+
+
+def _by_move_time(pair: tuple[DealSnapshot, MoveSnapshot]) -> tuple[datetime, int, int]:
+    return (pair[1].at, *_deal_order(pair[0]))
+
+
+def _idle_order(rep: RepSnapshot) -> tuple[bool, datetime | None, str, int]:
+    return (rep.last_update is not None, rep.last_update, rep.name, rep.member_id)
