@@ -31,5 +31,6 @@ def build_app(settings: Settings | None = None) -> App:
         language=settings.defaults.language,
         timezone=settings.defaults.timezone,
         nudges=settings.nudges.policy(),
+        idle_days=settings.digest.idle_days,
     )
     return App(settings, engine, playbook, Dialog(engine, playbook, config=config))

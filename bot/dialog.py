@@ -9,12 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import deals, groups, membership, nudges, overrides, pause, questions
+from bot import deals, digests, groups, membership, nudges, overrides, pause, questions
 from bot.access import MANAGING_ROLES, deal_for
 from bot.events import Button, Incoming, Reply, Response
 from bot.state import (
@@ -29,12 +28,13 @@ from bot.state import (
     QUESTION,
     ConversationState,
 )
-from bot.turn import DialogConfig, Turn, is_number
+from bot.turn import DialogConfig, Turn, is_number, member_now
 from flows.i18n import LANGUAGES, t
 from flows.playbook import Playbook
+from storage.answers import get_answers
 from storage.conversations import get_conversation, save_conversation
 from storage.db import transaction
-from storage.models import Deal, Member
+from storage.models import Deal
 from storage.teams import get_member_by_telegram_id, update_member
 from storage.updates import claim_update
 
@@ -125,7 +125,7 @@ class Dialog:
         state = ConversationState.from_dict(conversation.state if conversation else None)
         if not questions.still_asked(state, self.playbook):
             state.reset()  # the team's playbook dropped the question that was open
-        turn = Turn(session, member, state, self.playbook, self._local_now(member), self.config)
+        turn = Turn(session, member, state, self.playbook, member_now(now, member), self.config)
         if event.button is not None:
             on_button(turn, event.button)
         elif event.unsupported or event.edited:
@@ -143,12 +143,6 @@ class Dialog:
         )
         groups.announce(turn)
         return turn.response
-
-    def _local_now(self, member: Member) -> datetime:
-        try:
-            return self.clock().astimezone(ZoneInfo(member.timezone))
-        except (KeyError, ValueError):
-            return self.clock()
 
 
 # -- typed messages --------------------------------------------------------------------------
@@ -206,6 +200,10 @@ def back_command(turn: Turn, args: str) -> None:
 
 def cancel_command(turn: Turn, args: str) -> None:
     was_idle = turn.state.mode == IDLE
+    deal = questions.state_deal(turn)
+    if turn.state.mode == QUESTION and deal is not None:
+        # Leaving a run with gaps open still earns a follow-up.
+        nudges.plan_gap_follow_up(turn, deal, get_answers(turn.session, deal_id=deal.id))
     turn.state.reset()
     turn.say(turn.text("dialog.nothing_to_cancel" if was_idle else "dialog.cancelled"))
 
@@ -241,6 +239,7 @@ COMMANDS = {
     "lang": lang_command,
     "invite": membership.invite_command,
     "pause": pause.pause_command,
+    "digest": digests.digest_command,
 }
 
 

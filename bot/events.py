@@ -55,6 +55,8 @@ class Reply:
     expects_text: bool = False
     # Another chat to send this to (a manager, the team's group); None: the chat of the event.
     chat_id: int | None = None
+    # A PNG sent before the text (the digest's funnel chart).
+    photo: bytes | None = None
 
 
 @dataclass(frozen=True)

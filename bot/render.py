@@ -12,6 +12,7 @@ from flows.engine import AdvanceCheck, GapReport, Question
 from flows.i18n import pick
 from flows.parsers import example
 from flows.playbook import FieldSpec, Stage
+from flows.risks import raised_flags
 from flows.stakeholder import PARTS, describe, option_label, part_prompt
 from storage.models import Deal
 
@@ -198,8 +199,28 @@ def summary_card(turn: Turn, deal: Deal, answers: dict[str, Any]) -> str:
         report = engine.gap_report(turn.playbook, deal.stage_id, answers)
         key = "dialog.ready_to_advance" if report.closed else "dialog.blocked_from"
         lines.append(turn.text(key, stage=turn.local(following.name)))
+    lines += risk_lines(turn, deal, answers)
     lines += coaching(turn, stage)
     return join(lines)
+
+
+def risk_lines(turn: Turn, deal: Deal, answers: dict[str, Any]) -> list[str]:
+    """The playbook's risk flags this deal raises, each with the question to think about."""
+    flags = raised_flags(
+        turn.playbook,
+        stage_id=deal.stage_id,
+        status=deal.status,
+        answers=answers,
+        expected_close=deal.expected_close,
+        today=turn.now.date(),
+    )
+    if not flags:
+        return []
+    lines = [turn.text("dialog.risks_title")]
+    for flag in flags:
+        lines.append(f"⚠️ {turn.local(flag.text)}")
+        lines.append(f"   ❓ {turn.local(flag.coaching)}")
+    return lines
 
 
 def gaps(turn: Turn, deal: Deal, answers: dict[str, Any]) -> str:

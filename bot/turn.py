@@ -6,6 +6,7 @@ import html
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
@@ -27,6 +28,14 @@ def is_number(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 15
 
 
+def member_now(now: datetime, member: Member) -> datetime:
+    """``now`` in the member's time zone (UTC if theirs is unknown)."""
+    try:
+        return now.astimezone(ZoneInfo(member.timezone))
+    except (KeyError, ValueError):
+        return now
+
+
 class Html(str):
     """Text that is already safe HTML, so it is not escaped again."""
 
@@ -44,6 +53,7 @@ class DialogConfig:
     timezone: str = "Asia/Shanghai"  # for new members
     bot_username: str | None = None  # for t.me links; unknown in the terminal chat
     nudges: NudgePolicy = field(default_factory=NudgePolicy)
+    idle_days: int = 3  # digests list reps without an update for this long
 
 
 @dataclass

@@ -122,6 +122,16 @@ def list_members(session: Session, *, team_id: int, role: str | None = None) -> 
     return list(session.exec(statement.order_by(col(Member.id))))
 
 
+def list_all_managers(session: Session) -> list[Member]:
+    """Active managers and admins of every team (who get daily digests)."""
+    statement = (
+        select(Member)
+        .where(col(Member.active), col(Member.role).in_(("manager", "admin")))
+        .order_by(col(Member.id))
+    )
+    return list(session.exec(statement))
+
+
 def update_member(session: Session, *, member_id: int, **changes: Any) -> Member:
     """Change a member's language, timezone, role, active flag or display_name.
 

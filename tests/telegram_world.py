@@ -44,7 +44,7 @@ class TelegramWorld:
         )
         self.app = build_app(settings)
         self.application = build_application(
-            self.app, self.fake.token, rate_limiter=self.limiter or fast_limiter()
+            self.app, self.fake.token, rate_limiter=self.limiter or fast_limiter(), schedule=False
         )
         await self.application.initialize()
         await self.application.post_init(self.application)
@@ -69,6 +69,7 @@ class TelegramWorld:
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
+        await self.application.post_shutdown(self.application)
         self.app.engine.dispose()
         self.application = None
 

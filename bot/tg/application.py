@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from dataclasses import replace
 
 from telegram import Update
@@ -12,12 +14,15 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 
 from bot.app import App
 from bot.dialog import Dialog
+from bot.digest_runner import DigestRunner
 from bot.events import Reply, Response
 from bot.membership import member_language
+from bot.nudge_runner import NudgeRunner
 from bot.ratelimit import TelegramRateLimiter
 from bot.tg.delivery import Delivery
 from bot.tg.incoming import GroupMigrated, RemovedFromGroup, read_update
 from bot.tg.menu import register_commands
+from bot.tg.scheduler import Ticker
 from flows.i18n import t
 
 log = logging.getLogger(__name__)
@@ -90,30 +95,58 @@ class TelegramAdapter:
 
 
 def build_application(
-    app: App, token: str, rate_limiter: TelegramRateLimiter | None = None
+    app: App,
+    token: str,
+    rate_limiter: TelegramRateLimiter | None = None,
+    *,
+    schedule: bool = True,
 ) -> Application:
-    """A PTB Application over the app's dialog, talking to ``telegram.base_url``."""
+    """A PTB Application over the app's dialog, talking to ``telegram.base_url``.
+
+    Args:
+        schedule: start the nudge and digest ticks with the bot (tests drive them by hand).
+    """
     application = (
         ApplicationBuilder()
         .token(token)
         .base_url(app.settings.telegram.base_url)
         .rate_limiter(rate_limiter or TelegramRateLimiter())
         .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
         .build()
     )
     adapter = TelegramAdapter(app.dialog, application)
     application.bot_data["adapter"] = adapter
+    application.bot_data["ticker"] = build_ticker(app, adapter.delivery)
+    application.bot_data["schedule"] = schedule
+    application.bot_data["tick_seconds"] = app.settings.nudges.tick_seconds
     application.add_handler(TypeHandler(Update, adapter.on_update))
     application.add_error_handler(adapter.on_error)
     return application
 
 
+def build_ticker(app: App, delivery: Delivery) -> Ticker:
+    instance = f"{socket.gethostname()}:{os.getpid()}"
+    config = app.dialog.config
+    nudges = NudgeRunner(app.engine, app.playbook, config, instance)
+    digests = DigestRunner(
+        app.engine, app.playbook, config, digest_time=app.settings.digest.time, instance=instance
+    )
+    return Ticker(nudges, digests, delivery)
+
+
 async def _post_init(application: Application) -> None:
-    """Learn the bot's username (for t.me links) and register the command menus."""
+    """Learn the bot's username (for t.me links), register the command menus, start ticking."""
     adapter: TelegramAdapter = application.bot_data["adapter"]
     me = await application.bot.get_me()
     adapter.dialog.config = replace(adapter.dialog.config, bot_username=me.username)
     await register_commands(application.bot, adapter.dialog.config.language)
+    if application.bot_data["schedule"]:
+        application.bot_data["ticker"].start(application.bot_data["tick_seconds"])
+
+
+async def _post_shutdown(application: Application) -> None:
+    application.bot_data["ticker"].stop()
 
 
 def run(app: App, token: str) -> None:

@@ -54,39 +54,55 @@ class Delivery:
         for reply in response.replies:
             await self.send(reply, reply.chat_id or chat_id)
 
-    async def send(self, reply: Reply, chat_id: int) -> None:
-        """Send one reply, split to Telegram's length limit, the buttons under the last part."""
+    async def send(self, reply: Reply, chat_id: int) -> bool:
+        """Send one reply, split to Telegram's length limit, the buttons under the last part.
+
+        Returns:
+            Whether every part was sent.
+        """
         async with self._lock(chat_id):
+            if reply.photo is not None and not await self._send_photo(chat_id, reply.photo):
+                return False
             parts = split_html(reply.text)
             for n, part in enumerate(parts, 1):
                 markup = keyboard(reply) if n == len(parts) else None
                 if not await self._send_part(chat_id, part, markup):
-                    return
+                    return False
+            return True
+
+    async def _send_photo(self, chat_id: int, photo: bytes) -> bool:
+        return await self._guarded(chat_id, lambda: self.bot.send_photo(chat_id, photo))
 
     async def _send_part(self, chat_id: int, text: str, markup) -> bool:
-        try:
-            await _with_network_retries(
-                lambda: self.bot.send_message(
-                    chat_id,
-                    text,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
-                    link_preview_options=NO_PREVIEW,
-                )
+        async def send():
+            return await self.bot.send_message(
+                chat_id,
+                text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                link_preview_options=NO_PREVIEW,
             )
+
+        return await self._guarded(chat_id, send, resend=(text, markup))
+
+    async def _guarded(self, chat_id: int, send, resend: tuple | None = None) -> bool:
+        """Run a send; a migrated group, a removal or a blocked user is handled, not raised."""
+        try:
+            await _with_network_retries(send)
             return True
         except ChatMigrated as exc:
-            await self._follow_migration(chat_id, exc.new_chat_id, text, markup)
+            await self._follow_migration(chat_id, exc.new_chat_id, resend)
         except Forbidden as exc:
             await self._forbidden(chat_id, exc)
         except (BadRequest, NetworkError, RetryAfter):
             log.exception("could not send a message to chat %s", chat_id)
         return False
 
-    async def _follow_migration(self, old: int, new: int, text: str, markup) -> None:
+    async def _follow_migration(self, old: int, new: int, resend: tuple | None) -> None:
         log.info("group %s became supergroup %s", old, new)
         await self.deliver(await self.on_migrated(old, new), new)
-        await self._send_part(new, text, markup)
+        if resend is not None:
+            await self._send_part(new, *resend)
 
     async def _forbidden(self, chat_id: int, exc: Forbidden) -> None:
         if chat_id < 0:

@@ -1,0 +1,89 @@
+"""The digest tick: each manager's digest once a day at their local time, and on demand.
+
+Each digest is claimed in the database before it is built, so two instances never both send it
+and a restart never sends it twice; one missed during downtime goes out late, once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot.digests import TeamData, digest_replies, digest_since, load_team
+from bot.events import Reply
+from bot.state import ConversationState
+from bot.turn import DialogConfig, Turn, member_now
+from flows.playbook import Playbook
+from storage.db import transaction
+from storage.digests import claim_digest, finish_digest, release_digest
+from storage.models import Member
+from storage.teams import list_all_managers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DigestJob:
+    chat_id: int
+    replies: list[Reply]
+    run_id: int
+
+
+class DigestRunner:
+    def __init__(
+        self,
+        engine: Engine,
+        playbook: Playbook,
+        config: DialogConfig,
+        *,
+        digest_time: time,
+        instance: str,
+    ):
+        self.engine = engine
+        self.playbook = playbook
+        self.config = config
+        self.digest_time = digest_time
+        self.instance = instance
+
+    def due(self, now: datetime, *, any_time: bool = False) -> list[DigestJob]:
+        """Claim and build the digests whose local time has come today (or all: ``any_time``)."""
+        jobs = []
+        teams: dict[int, TeamData] = {}
+        with transaction(self.engine) as session:
+            for manager in list_all_managers(session):
+                local = member_now(now, manager)
+                if not any_time and local.time().replace(tzinfo=None) < self.digest_time:
+                    continue
+                run = claim_digest(
+                    session,
+                    member_id=manager.id,
+                    digest_date=local.date(),
+                    instance=self.instance,
+                    now=now,
+                )
+                if run is None:
+                    continue
+                replies = self._build(session, manager, local, teams)
+                jobs.append(DigestJob(manager.telegram_user_id, replies, run.id))
+        return jobs
+
+    def delivered(self, job: DigestJob, ok: bool, now: datetime) -> None:
+        with transaction(self.engine) as session:
+            if ok:
+                finish_digest(session, run_id=job.run_id, now=now)
+            else:
+                release_digest(session, run_id=job.run_id)
+
+    def _build(
+        self, session: Session, manager: Member, local: datetime, teams: dict[int, TeamData]
+    ) -> list[Reply]:
+        since = digest_since(session, manager, local)
+        team = teams.get(manager.team_id)
+        if team is None or team.since > since:  # loaded for a later window: load again
+            team = teams[manager.team_id] = load_team(session, manager.team_id, since)
+        turn = Turn(session, manager, ConversationState(), self.playbook, local, self.config)
+        return digest_replies(turn, team, since, self.config.idle_days)
