@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -16,7 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.app import build_app
 from bot.config import ConfigError, load_settings
 from bot.team_cli import team_app
-from bot.terminal import TerminalChat, demo_sender
+from bot.terminal import TerminalChat, demo_sender, plain
+from bot.tg.application import preview_digests, send_digests_now
 from bot.tg.application import run as run_bot
 from flows.i18n import t
 from flows.playbook import PlaybookError, load_playbook
@@ -91,6 +93,35 @@ def run() -> None:
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines would show the token
     run_bot(_build(settings), token)
+
+
+@app.command()
+def digest(
+    now: Annotated[bool, typer.Option("--now", help="Build today's digests right away.")] = False,
+    out: Annotated[Path, typer.Option(help="Folder for the charts when printing.")] = Path(
+        "data/digests"
+    ),
+) -> None:
+    """Send today's digests now (with TELEGRAM_BOT_TOKEN), or print them and save the charts."""
+    if not now:
+        typer.echo("Use: stagecoach digest --now", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    stagecoach = _build(settings)
+    token = os.environ.get(NO_TOKEN_ENV, "").strip()
+    if token:
+        sent = asyncio.run(send_digests_now(stagecoach, token))
+        typer.echo(f"Sent {sent} digest(s).")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for manager, replies in preview_digests(stagecoach):
+        for reply in replies:
+            typer.echo(plain(reply.text))
+            if reply.photo:
+                chart = out / f"digest-{manager.id}.png"
+                chart.write_bytes(reply.photo)
+                typer.echo(f"[chart: {chart}]")
+        typer.echo("")
 
 
 @playbook_app.command("check")

@@ -71,6 +71,15 @@ class DigestRunner:
                 jobs.append(DigestJob(manager.telegram_user_id, replies, run.id))
         return jobs
 
+    def preview(self, now: datetime) -> list[tuple[Member, list[Reply]]]:
+        """Every manager's digest as of now, without sending or recording anything."""
+        teams: dict[int, TeamData] = {}
+        with transaction(self.engine) as session:
+            return [
+                (manager, self._build(session, manager, member_now(now, manager), teams))
+                for manager in list_all_managers(session)
+            ]
+
     def delivered(self, job: DigestJob, ok: bool, now: datetime) -> None:
         with transaction(self.engine) as session:
             if ok:

@@ -98,6 +98,9 @@ class TerminalChat:
                 self.print(f"[→ {reply.chat_id}] {plain(reply.text)}\n")
 
     def _show_reply(self, reply: Reply, prefix: str = "") -> None:
+        if reply.photo:
+            language = self.app.settings.defaults.language
+            self.print(f"[{t(language, 'terminal.chart')} · {len(reply.photo) // 1024} KB]")
         self.print(prefix + plain(reply.text))
         flat = [b for row in reply.buttons for b in row]
         if flat:

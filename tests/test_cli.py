@@ -158,3 +158,35 @@ def test_team_create_and_invite_print_a_code_and_link(tmp_path, monkeypatch):
     code = result.output.split("Invite code for a manager of 'Sales East': ")[1].split()[0]
     assert f"https://t.me/my_bot?start={code}" in result.output
     assert runner.invoke(app, ["team", "invite", "Nobody"]).exit_code == 1
+
+
+def test_digest_now_without_a_token_prints_the_digests_and_saves_charts(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'digest.db'}")
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    runner = CliRunner()
+    runner.invoke(app, ["team", "create", "Sales East"])
+    from bot.app import build_app
+    from bot.config import load_settings
+    from storage.teams import add_member, get_team_by_name
+
+    stagecoach = build_app(load_settings())
+    with transaction(stagecoach.engine) as session:
+        team = get_team_by_name(session, name="Sales East")
+        from datetime import UTC, datetime
+
+        add_member(
+            session,
+            team_id=team.id,
+            telegram_user_id=7,
+            display_name="Meg",
+            role="manager",
+            language="en",
+            timezone="UTC",
+            now=datetime.now(UTC),
+        )
+    stagecoach.engine.dispose()
+    result = runner.invoke(app, ["digest", "--now", "--out", str(tmp_path / "charts")])
+    assert result.exit_code == 0, result.output
+    assert "Daily digest · Sales East" in result.output
+    assert (tmp_path / "charts").glob("digest-*.png")
+    assert next((tmp_path / "charts").glob("digest-*.png")).read_bytes()[:4] == b"\x89PNG"

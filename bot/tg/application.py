@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from telegram import Update
 from telegram.constants import ChatType
@@ -126,13 +127,17 @@ def build_application(
 
 
 def build_ticker(app: App, delivery: Delivery) -> Ticker:
+    return Ticker(*build_runners(app), delivery)
+
+
+def build_runners(app: App) -> tuple[NudgeRunner, DigestRunner]:
     instance = f"{socket.gethostname()}:{os.getpid()}"
     config = app.dialog.config
     nudges = NudgeRunner(app.engine, app.playbook, config, instance)
     digests = DigestRunner(
         app.engine, app.playbook, config, digest_time=app.settings.digest.time, instance=instance
     )
-    return Ticker(nudges, digests, delivery)
+    return nudges, digests
 
 
 async def _post_init(application: Application) -> None:
@@ -147,6 +152,20 @@ async def _post_init(application: Application) -> None:
 
 async def _post_shutdown(application: Application) -> None:
     application.bot_data["ticker"].stop()
+
+
+def preview_digests(app: App) -> list:
+    """Every manager's digest as of now, for printing (nothing is sent or recorded)."""
+    _, digests = build_runners(app)
+    return digests.preview(datetime.now(UTC))
+
+
+async def send_digests_now(app: App, token: str) -> int:
+    """Send today's digest to every manager who has not had it yet; returns how many went."""
+    application = build_application(app, token, schedule=False)
+    async with application:
+        ticker: Ticker = application.bot_data["ticker"]
+        return await ticker.digest_tick(any_time=True)
 
 
 def run(app: App, token: str) -> None:

@@ -7,8 +7,8 @@ from telegram import Bot, BotCommand, BotCommandScopeAllGroupChats, BotCommandSc
 from flows.i18n import LANGUAGES, t
 
 PRIVATE_COMMANDS = (
-    "new", "deals", "update", "gaps", "advance", "edit", "lost",
-    "skip", "back", "cancel", "invite", "lang", "help",
+    "new", "deals", "update", "gaps", "advance", "edit", "lost", "pause",
+    "skip", "back", "cancel", "digest", "invite", "lang", "help",
 )  # fmt: skip
 GROUP_COMMANDS = ("setgroup", "help")
 

@@ -67,11 +67,11 @@ class Ticker:
             sent += ok
         return sent
 
-    async def digest_tick(self) -> int:
-        """Send the digests whose local time has come; returns how many went out."""
+    async def digest_tick(self, *, any_time: bool = False) -> int:
+        """Send the digests whose local time has come (all: ``any_time``); returns how many."""
         now = self.clock()
         sent = 0
-        for job in await asyncio.to_thread(self.digests.due, now):
+        for job in await asyncio.to_thread(self.digests.due, now, any_time=any_time):
             ok = True
             for reply in job.replies:
                 ok = ok and await self.delivery.send(reply, job.chat_id)
