@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.app import build_app
 from bot.config import ConfigError, load_settings
+from bot.secrets_filter import hide_secrets
 from bot.team_cli import team_app
 from bot.terminal import TerminalChat, demo_sender, plain
 from bot.tg.application import preview_digests, send_digests_now
@@ -91,7 +92,8 @@ def run() -> None:
         typer.echo(t(settings.defaults.language, "cli.webhook_incomplete"), err=True)
         raise typer.Exit(2)
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines would show the token
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise
+    hide_secrets(token, telegram.webhook_secret)
     run_bot(_build(settings), token)
 
 

@@ -17,7 +17,7 @@ from bot.membership import invite_link
 from bot.turn import DialogConfig
 from storage.db import make_engine, transaction, upgrade
 from storage.invites import create_invite
-from storage.teams import create_team, get_team_by_name
+from storage.teams import create_team, get_team_by_name, list_members, update_member
 
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 team_app = typer.Typer(help="Create teams and invite members.", no_args_is_help=True)
@@ -58,16 +58,57 @@ def team_invite(
     settings = _settings(ctx)
     engine = _engine(ctx)
     with transaction(engine) as session:
-        found = get_team_by_name(session, name=team)
-        if found is None:
-            typer.echo(f"No team named {team!r}. Create it with: stagecoach team create", err=True)
-            raise typer.Exit(1)
+        found = _team_or_exit(session, team)
         invite = create_invite(session, team_id=found.id, role=role.value, now=datetime.now(UTC))
     username = (bot_username or "").lstrip("@") or _ask_telegram_username(settings)
     typer.echo(f"Invite code for a {role.value} of {team!r}: {invite.code}")
     typer.echo(f"Link: {invite_link(DialogConfig(bot_username=username), invite.code)}")
     if not username:
         typer.echo("(Send that /start line to the bot in a private chat, or pass --bot-username.)")
+
+
+@team_app.command("members")
+def team_members(
+    ctx: typer.Context, team: Annotated[str, typer.Argument(help="Team name")]
+) -> None:
+    """List a team's members: Telegram id, role, name, and whether they were removed."""
+    with transaction(_engine(ctx)) as session:
+        found = _team_or_exit(session, team)
+        for member in list_members(session, team_id=found.id):
+            state = "" if member.active else "  (removed)"
+            typer.echo(f"{member.telegram_user_id}\t{member.role}\t{member.display_name}{state}")
+
+
+@team_app.command("remove")
+def team_remove(
+    ctx: typer.Context,
+    team: Annotated[str, typer.Argument(help="Team name")],
+    telegram_user_id: Annotated[int, typer.Argument(help="The member's Telegram user id")],
+) -> None:
+    """Remove a member: they lose access at once; their deals and answers stay."""
+    with transaction(_engine(ctx)) as session:
+        found = _team_or_exit(session, team)
+        member = next(
+            (
+                m
+                for m in list_members(session, team_id=found.id)
+                if m.telegram_user_id == telegram_user_id
+            ),
+            None,
+        )
+        if member is None:
+            typer.echo(f"No member {telegram_user_id} in {team!r}.", err=True)
+            raise typer.Exit(1)
+        update_member(session, member_id=member.id, active=False)
+    typer.echo(f"Removed {member.display_name} ({telegram_user_id}) from {team!r}.")
+
+
+def _team_or_exit(session, name: str):
+    found = get_team_by_name(session, name=name)
+    if found is None:
+        typer.echo(f"No team named {name!r}. Create it with: stagecoach team create", err=True)
+        raise typer.Exit(1)
+    return found
 
 
 def _engine(ctx: typer.Context):

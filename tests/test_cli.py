@@ -16,7 +16,9 @@ from typer.testing import CliRunner
 from bot.app import build_app
 from bot.cli import app
 from bot.config import load_settings
+from bot.events import Incoming, Sender
 from bot.terminal import TerminalChat, demo_sender
+from flows.i18n import t
 from flows.playbook import load_playbook, shipped_playbook_path
 from storage.answers import get_answers
 from storage.db import make_engine, transaction
@@ -183,3 +185,29 @@ def test_digest_now_without_a_token_prints_the_digests_and_saves_charts(tmp_path
     assert result.exit_code == 0, result.output
     assert "Daily digest · Sales East" in result.output
     assert next((tmp_path / "charts").glob("digest-*.png")).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_removed_member_loses_access_at_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'team.db'}")
+    runner = CliRunner()
+    runner.invoke(app, ["team", "create", "Sales East"])
+    stagecoach = build_app(load_settings())
+    with transaction(stagecoach.engine) as session:
+        team = get_team_by_name(session, name="Sales East")
+        add_member(
+            session,
+            team_id=team.id,
+            telegram_user_id=77,
+            display_name="Ann",
+            role="rep",
+            language="en",
+            timezone="UTC",
+            now=datetime.now(UTC),
+        )
+    result = runner.invoke(app, ["team", "remove", "Sales East", "77"])
+    assert result.exit_code == 0, result.output
+    assert "(removed)" in runner.invoke(app, ["team", "members", "Sales East"]).output
+    response = stagecoach.dialog.handle(Incoming(Sender(77), text="/deals"))
+    assert [r.text for r in response.replies] == [t("zh", "dialog.not_a_member")]
+    assert runner.invoke(app, ["team", "remove", "Sales East", "78"]).exit_code == 1
+    stagecoach.engine.dispose()
