@@ -36,6 +36,7 @@ from storage.nudges import (
     stale_deals,
 )
 from storage.teams import get_member
+from storage.updates import forget_old_updates
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_FAILURE = timedelta(minutes=5)
@@ -58,9 +59,14 @@ class NudgeRunner:
         self.instance = instance
 
     def plan_stale(self, now: datetime) -> int:
-        """Create a nudge for every deal that went stale (run now and then, not every tick)."""
+        """Create a nudge for every deal that went stale (run now and then, not every tick).
+
+        Also forgets Telegram update ids too old to be redelivered (housekeeping that needs
+        the same slow rhythm).
+        """
         days = {s.id: s.stale_after_days for s in self.playbook.stages}
         with transaction(self.engine) as session:
+            forget_old_updates(session, now=now)
             deals = stale_deals(session, now=now, today=now.date(), stale_days=days)
             for deal in deals:
                 schedule_nudge(

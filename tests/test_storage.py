@@ -462,3 +462,16 @@ def test_unknown_ids_read_as_none(session: Session) -> None:
     assert get_answers(session, deal_id=1) == {}
     assert get_conversation(session, member_id=1) is None
     assert session.exec(select(Deal)).all() == [] and session.exec(select(Member)).all() == []
+
+
+def test_claimed_update_ids_are_refused_and_old_ones_forgotten(session: Session) -> None:
+    from datetime import timedelta
+
+    from storage.updates import claim_update, forget_old_updates
+
+    assert claim_update(session, update_id=2**40, now=NOW)
+    assert not claim_update(session, update_id=2**40, now=NOW)
+    session.commit()
+    assert forget_old_updates(session, now=NOW + timedelta(days=1)) == 0
+    assert forget_old_updates(session, now=NOW + timedelta(days=3)) == 1
+    assert claim_update(session, update_id=2**40, now=NOW + timedelta(days=3))
