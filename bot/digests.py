@@ -6,7 +6,7 @@ still longer than Telegram allows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
@@ -18,6 +18,7 @@ from bot.events import Reply
 from bot.groups import AMOUNT
 from bot.turn import Turn
 from flows.digest import DealSnapshot, Digest, MoveSnapshot, RepSnapshot, build_digest
+from flows.i18n import LANGUAGES
 from storage.digests import (
     answers_of_deals,
     last_activity_by_member,
@@ -41,6 +42,8 @@ class TeamData:
     deals: list[DealSnapshot]
     moves: list[MoveSnapshot]
     reps: list[RepSnapshot]
+    # The funnel is the same for every manager of the team: draw it once per language.
+    charts: dict[str, bytes] = field(default_factory=dict)
 
 
 def load_team(session: Session, team_id: int, since: datetime) -> TeamData:
@@ -107,12 +110,11 @@ def digest_replies(turn: Turn, team: TeamData, since: datetime, idle_days: int) 
         today=turn.now.date(),
         idle_days=idle_days,
     )
-    chart = funnel_png(
-        _funnel(turn, digest),
-        lang=turn.lang,
-        title={lang: turn.in_language(lang).label("digest.chart_title") for lang in ("zh", "en")},
-    )
-    return [Reply(render.join(_text(turn, team, digest, idle_days)), photo=chart)]
+    if turn.lang not in team.charts:
+        title = {lang: turn.in_language(lang).label("digest.chart_title") for lang in LANGUAGES}
+        team.charts[turn.lang] = funnel_png(_funnel(turn, digest), lang=turn.lang, title=title)
+    text = render.join(_text(turn, team, digest, idle_days))
+    return [Reply(text, photo=team.charts[turn.lang])]
 
 
 def _funnel(turn: Turn, digest: Digest) -> list[FunnelRow]:
