@@ -100,9 +100,16 @@ class NudgeRunner:
         """Record a batch as sent, or give its nudges back for a later tick."""
         with transaction(self.engine) as session:
             if not ok:
-                postpone_nudges(session, ids=batch.nudge_ids, due_at=now + RETRY_AFTER_FAILURE)
+                postpone_nudges(
+                    session,
+                    ids=batch.nudge_ids,
+                    due_at=now + RETRY_AFTER_FAILURE,
+                    instance=self.instance,
+                )
                 return
-            finish_nudges(session, ids=batch.nudge_ids, state="sent", now=now)
+            finish_nudges(
+                session, ids=batch.nudge_ids, state="sent", instance=self.instance, now=now
+            )
             for nudge_id in batch.nudge_ids:
                 self._after_sent(session, session.get(Nudge, nudge_id), now)
 
@@ -114,23 +121,29 @@ class NudgeRunner:
         member = get_member(session, member_id=member_id)
         ids = [n.id for n in nudges]
         if member is None or not member.active:
-            finish_nudges(session, ids=ids, state="dropped")
+            finish_nudges(session, ids=ids, state="dropped", instance=self.instance)
             return None
         local = member_now(now, member)
         policy = self.config.nudges
         if is_quiet(local, policy):
-            postpone_nudges(session, ids=ids, due_at=quiet_until(local, policy))
+            postpone_nudges(
+                session, ids=ids, due_at=quiet_until(local, policy), instance=self.instance
+            )
             return None
         wanted = [(n, d) for n in nudges if (d := self._still_wanted(session, n, local))]
         kept = {n.id for n, _ in wanted}
-        finish_nudges(session, ids=[i for i in ids if i not in kept], state="dropped")
+        finish_nudges(
+            session, ids=[i for i in ids if i not in kept], state="dropped", instance=self.instance
+        )
         room = policy.daily_cap - count_sent_since(
             session, member_id=member_id, since=start_of_day(local)
         )
         sending, later = wanted[: max(room, 0)], wanted[max(room, 0) :]
         if later:
             tomorrow = at_local(local.date() + timedelta(days=1), policy.morning, local)
-            postpone_nudges(session, ids=[n.id for n, _ in later], due_at=tomorrow)
+            postpone_nudges(
+                session, ids=[n.id for n, _ in later], due_at=tomorrow, instance=self.instance
+            )
         if not sending:
             return None
         turn = Turn(session, member, ConversationState(), self.playbook, local, self.config)

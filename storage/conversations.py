@@ -12,9 +12,16 @@ from sqlmodel import Session
 from storage.models import Conversation
 
 
-def get_conversation(session: Session, *, member_id: int) -> Conversation | None:
-    """Return the member's conversation, or None."""
-    return session.get(Conversation, member_id)
+def get_conversation(
+    session: Session, *, member_id: int, lock: bool = False
+) -> Conversation | None:
+    """Return the member's conversation, or None.
+
+    Args:
+        lock: hold the row until the transaction ends, so two bot instances handling two
+            quick messages of one member take turns instead of overwriting each other.
+    """
+    return session.get(Conversation, member_id, with_for_update=lock or None)
 
 
 def save_conversation(

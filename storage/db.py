@@ -42,6 +42,7 @@ def make_engine(url: str, **engine_kwargs: Any) -> Engine:
         _make_sqlite_folder(parsed)
         engine = create_engine(parsed, **engine_kwargs)
         event.listen(engine, "connect", _set_sqlite_pragmas)
+        event.listen(engine, "begin", _begin_sqlite)
         return engine
     return create_engine(parsed, **engine_kwargs)
 
@@ -53,12 +54,21 @@ def _make_sqlite_folder(url: URL) -> None:
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
+    # pysqlite opens transactions lazily and not before a SAVEPOINT, so a nested transaction
+    # would commit on its own. Turn that off and begin transactions ourselves (_begin_sqlite).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         for pragma in _SQLITE_PRAGMAS:
             cursor.execute(f"PRAGMA {pragma}")
     finally:
         cursor.close()
+
+
+def _begin_sqlite(connection: Any) -> None:
+    # IMMEDIATE takes the write lock up front: SQLite has one writer, and a read that later
+    # wants to write could otherwise fail with "database is locked" instead of waiting.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def alembic_config() -> Config:

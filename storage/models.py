@@ -288,6 +288,16 @@ class Nudge(SQLModel, table=True):
             sqlite_where=text("state = 'pending'"),
         ),
         Index("ix_nudge_deal_id_kind", "deal_id", "kind"),
+        # One live nudge per deal, kind and key, even with several instances planning at once.
+        Index(
+            "uq_nudge_live",
+            "deal_id",
+            "kind",
+            "key",
+            unique=True,
+            postgresql_where=text("state IN ('pending', 'claimed')"),
+            sqlite_where=text("state IN ('pending', 'claimed')"),
+        ),
         Index("ix_nudge_member_id_sent_at", "member_id", "sent_at"),
     )
 

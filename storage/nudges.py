@@ -14,7 +14,7 @@ from sqlalchemy import and_, exists, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.models import Deal, Nudge, NudgeMute
+from storage.models import Deal, Member, Nudge, NudgeMute
 
 # A claim older than this belongs to an instance that died while sending: take it over.
 CLAIM_TIMEOUT = timedelta(minutes=10)
@@ -40,7 +40,8 @@ def schedule_nudge(
     """Plan a nudge, replacing a pending one of the same kind for the deal.
 
     Returns:
-        The new row, or None if the rep muted this kind of nudge for the deal.
+        The new row, or None if the rep muted this kind of nudge for the deal or one is
+        already live (being sent, or planned by another instance at the same moment).
     """
     if is_muted(session, deal_id=deal_id, kind=kind, key=key):
         return None
@@ -48,8 +49,11 @@ def schedule_nudge(
     nudge = Nudge(
         member_id=member_id, deal_id=deal_id, kind=kind, key=key, due_at=due_at, created_at=now
     )
-    session.add(nudge)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(nudge)
+    except IntegrityError:
+        return None  # one is being sent right now, or another instance just planned it
     return nudge
 
 
@@ -116,24 +120,31 @@ def claim_due_nudges(
 
 
 def finish_nudges(
-    session: Session, *, ids: Sequence[int], state: str, now: datetime | None = None
+    session: Session,
+    *,
+    ids: Sequence[int],
+    state: str,
+    instance: str,
+    now: datetime | None = None,
 ) -> None:
-    """Mark claimed nudges sent (``now`` = when) or dropped."""
+    """Mark nudges this instance claimed as sent (``now`` = when) or dropped."""
     if ids:
         session.execute(
             update(Nudge)
-            .where(col(Nudge.id).in_(list(ids)))
+            .where(col(Nudge.id).in_(list(ids)), col(Nudge.claimed_by) == instance)
             .values(state=state, sent_at=now if state == "sent" else None)
             .execution_options(synchronize_session=False)
         )
 
 
-def postpone_nudges(session: Session, *, ids: Sequence[int], due_at: datetime) -> None:
-    """Give claimed nudges back, due later (quiet hours, the daily cap)."""
+def postpone_nudges(
+    session: Session, *, ids: Sequence[int], due_at: datetime, instance: str
+) -> None:
+    """Give nudges this instance claimed back, due later (quiet hours, the daily cap)."""
     if ids:
         session.execute(
             update(Nudge)
-            .where(col(Nudge.id).in_(list(ids)))
+            .where(col(Nudge.id).in_(list(ids)), col(Nudge.claimed_by) == instance)
             .values(state="pending", due_at=due_at, claimed_by=None, claimed_at=None)
             .execution_options(synchronize_session=False)
         )
@@ -203,11 +214,16 @@ def stale_deals(
         col(Nudge.created_at) >= col(Deal.updated_at),
     )
     muted = exists().where(col(NudgeMute.deal_id) == col(Deal.id), col(NudgeMute.kind) == "stale")
-    statement = select(Deal).where(
-        col(Deal.status) == "open",
-        or_(col(Deal.paused_until).is_(None), col(Deal.paused_until) < today),
-        overdue,
-        ~nudged_since,
-        ~muted,
+    statement = (
+        select(Deal)
+        .join(Member, col(Member.id) == col(Deal.owner_id))
+        .where(
+            col(Member.active),
+            col(Deal.status) == "open",
+            or_(col(Deal.paused_until).is_(None), col(Deal.paused_until) < today),
+            overdue,
+            ~nudged_since,
+            ~muted,
+        )
     )
     return list(session.exec(statement))

@@ -105,6 +105,14 @@ def get_member_by_telegram_id(session: Session, *, telegram_user_id: int) -> Mem
     return session.exec(statement).first()
 
 
+def get_team_member(session: Session, *, team_id: int, telegram_user_id: int) -> Member | None:
+    """A Telegram user's membership in one team, active or removed."""
+    statement = select(Member).where(
+        Member.team_id == team_id, Member.telegram_user_id == telegram_user_id
+    )
+    return session.exec(statement).first()
+
+
 def list_members(session: Session, *, team_id: int, role: str | None = None) -> list[Member]:
     """List a team's members (active or not), oldest first.
 

@@ -475,3 +475,17 @@ def test_claimed_update_ids_are_refused_and_old_ones_forgotten(session: Session)
     assert forget_old_updates(session, now=NOW + timedelta(days=1)) == 0
     assert forget_old_updates(session, now=NOW + timedelta(days=3)) == 1
     assert claim_update(session, update_id=2**40, now=NOW + timedelta(days=3))
+
+
+def test_a_claimed_update_goes_with_a_rolled_back_transaction(engine: Engine) -> None:
+    """The claim is a savepoint inside the handler's transaction, on SQLite too."""
+    from storage.updates import claim_update
+
+    with Session(engine) as session:
+        assert claim_update(session, update_id=77, now=NOW)
+        session.rollback()
+    with Session(engine) as session:
+        assert claim_update(session, update_id=77, now=NOW)  # redelivered: handled again
+        session.commit()
+    with Session(engine) as session:
+        assert not claim_update(session, update_id=77, now=NOW)
