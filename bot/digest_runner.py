@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.digests import TeamData, digest_replies, digest_since, load_team
-from bot.events import Reply
+from bot.events import Outcome, Reply
 from bot.state import ConversationState
 from bot.turn import DialogConfig, Turn, member_now
 from flows.playbook import Playbook
@@ -80,12 +80,13 @@ class DigestRunner:
                 for manager in list_all_managers(session)
             ]
 
-    def delivered(self, job: DigestJob, ok: bool, now: datetime) -> None:
+    def delivered(self, job: DigestJob, outcome: Outcome, now: datetime) -> None:
+        """Done once any of it reached the manager (or never can); else the next tick retries."""
         with transaction(self.engine) as session:
-            if ok:
-                finish_digest(session, run_id=job.run_id, now=now)
-            else:
+            if outcome is Outcome.FAILED:
                 release_digest(session, run_id=job.run_id)
+            else:
+                finish_digest(session, run_id=job.run_id, now=now)
 
     def _build(
         self, session: Session, manager: Member, local: datetime, teams: dict[int, TeamData]

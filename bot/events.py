@@ -6,6 +6,7 @@ The terminal chat and the Telegram adapter turn their input into an ``Incoming``
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 
@@ -79,3 +80,17 @@ class Response:
     # The message whose button was pressed, rewritten: a question with its answer (no buttons
     # left live), or a multiple choice with its new check marks.
     edited: Reply | None = None
+
+
+class Outcome(enum.Enum):
+    """What became of a message sent to Telegram."""
+
+    SENT = "sent"
+    PARTIAL = "partial"  # the first part went out, a later one failed
+    BLOCKED = "blocked"  # the user blocked the bot or it left the group: do not retry
+    FAILED = "failed"  # nothing went out; worth trying again later
+
+    @property
+    def reached(self) -> bool:
+        """Whether the member saw (part of) it: do not send it again."""
+        return self in (Outcome.SENT, Outcome.PARTIAL)

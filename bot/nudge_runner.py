@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot import render
-from bot.events import Button, Reply
+from bot.events import Button, Outcome, Reply
 from bot.nudges import CB_NUDGE, MUTE, is_paused, reminder_date
 from bot.state import ConversationState
 from bot.turn import DialogConfig, Html, Turn, member_now
@@ -96,10 +96,13 @@ class NudgeRunner:
                     batches.append(batch)
         return batches
 
-    def delivered(self, batch: Batch, ok: bool, now: datetime) -> None:
-        """Record a batch as sent, or give its nudges back for a later tick."""
+    def delivered(self, batch: Batch, outcome: Outcome, now: datetime) -> None:
+        """Record a batch as sent, drop it (the rep blocked the bot), or retry it later."""
         with transaction(self.engine) as session:
-            if not ok:
+            if outcome is Outcome.BLOCKED:
+                finish_nudges(session, ids=batch.nudge_ids, state="dropped", instance=self.instance)
+                return
+            if not outcome.reached:
                 postpone_nudges(
                     session,
                     ids=batch.nudge_ids,

@@ -82,7 +82,7 @@ class TelegramAdapter:
             return
         user = update.effective_user
         lang = member_language(user.language_code if user else None, self.dialog.config)
-        reply = Reply(t(lang, "dialog.error"))
+        reply = Reply(t(lang, "dialog.error_unsure"))
         try:
             await self.delivery.send(reply, chat.id)
         except Exception:  # the error handler must never raise

@@ -1,9 +1,10 @@
 """Sending dialog responses to Telegram: HTML messages, inline keyboards, edits, callbacks.
 
-Replies to one chat go out in order (a lock per chat); different chats do not wait for each
-other. Flood limits and 429s are the rate limiter's job (bot/ratelimit.py); here we handle what
-a send can tell us: a group that migrated or removed the bot, a user who blocked it, a flaky
-network.
+Everything for the chat an update came from goes out in order under that chat's lock; replies
+for other chats (a manager, the team's group) follow, each under its own lock, never nested,
+so two responses crossing between two chats cannot deadlock. Flood limits and 429s are the
+rate limiter's job (bot/ratelimit.py); here we handle what a send can tell us: a group that
+migrated or removed the bot, a user who blocked it, a flaky network. Nothing here raises.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from telegram import (
     InlineKeyboardMarkup,
     LinkPreviewOptions,
 )
-from telegram.constants import MessageLimit, ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
+from telegram.constants import CallbackQueryLimit, MessageLimit, ParseMode
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, TelegramError
 
-from bot.events import Reply, Response
+from bot.events import Outcome, Reply, Response
 
 log = logging.getLogger(__name__)
 NETWORK_ATTEMPTS = 3
@@ -47,62 +48,66 @@ class Delivery:
         self, response: Response, chat_id: int, query: CallbackQuery | None = None
     ) -> None:
         """Answer the button press, rewrite its message, then send every reply."""
-        if query is not None:
-            await self._answer_query(query, response.notice)
-            if response.edited is not None:
-                await self._edit(query, response.edited)
-        for reply in response.replies:
-            await self.send(reply, reply.chat_id or chat_id)
-
-    async def send(self, reply: Reply, chat_id: int) -> bool:
-        """Send one reply, split to Telegram's length limit, the buttons under the last part.
-
-        Returns:
-            Whether every part was sent.
-        """
+        own = [r for r in response.replies if (r.chat_id or chat_id) == chat_id]
+        others = [r for r in response.replies if (r.chat_id or chat_id) != chat_id]
         async with self._lock(chat_id):
-            if reply.photo is not None and not await self._send_photo(chat_id, reply.photo):
-                return False
-            parts = split_html(reply.text)
-            for n, part in enumerate(parts, 1):
-                markup = keyboard(reply) if n == len(parts) else None
-                if not await self._send_part(chat_id, part, markup):
-                    return False
-            return True
+            if query is not None:
+                await self._answer_query(query, response.notice)
+                if response.edited is not None:
+                    await self._edit(query, response.edited)
+            for reply in own:
+                await self._send(reply, chat_id)
+        for reply in others:
+            await self.send(reply, reply.chat_id)
 
-    async def _send_photo(self, chat_id: int, photo: bytes) -> bool:
-        return await self._guarded(chat_id, lambda: self.bot.send_photo(chat_id, photo))
+    async def send(self, reply: Reply, chat_id: int) -> Outcome:
+        """Send one reply, split to Telegram's length limit, the buttons under the last part."""
+        async with self._lock(chat_id):
+            return await self._send(reply, chat_id)
 
-    async def _send_part(self, chat_id: int, text: str, markup) -> bool:
-        async def send():
-            return await self.bot.send_message(
-                chat_id,
-                text,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup,
-                link_preview_options=NO_PREVIEW,
-            )
+    async def _send(self, reply: Reply, chat_id: int) -> Outcome:
+        sends = []
+        if reply.photo is not None:
+            sends.append((lambda: self.bot.send_photo(chat_id, reply.photo), None))
+        parts = split_html(reply.text)
+        for n, part in enumerate(parts, 1):
+            markup = keyboard(reply) if n == len(parts) else None
+            sends.append((self._message(chat_id, part, markup), (part, markup)))
+        for n, (send, resend) in enumerate(sends):
+            outcome = await self._guarded(chat_id, send, resend)
+            if outcome is not Outcome.SENT:
+                return Outcome.PARTIAL if n and outcome is Outcome.FAILED else outcome
+        return Outcome.SENT
 
-        return await self._guarded(chat_id, send, resend=(text, markup))
+    def _message(self, chat_id: int, text: str, markup):
+        return lambda: self.bot.send_message(
+            chat_id,
+            text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=markup,
+            link_preview_options=NO_PREVIEW,
+        )
 
-    async def _guarded(self, chat_id: int, send, resend: tuple | None = None) -> bool:
+    async def _guarded(self, chat_id: int, send, resend: tuple | None) -> Outcome:
         """Run a send; a migrated group, a removal or a blocked user is handled, not raised."""
         try:
             await _with_network_retries(send)
-            return True
+            return Outcome.SENT
         except ChatMigrated as exc:
-            await self._follow_migration(chat_id, exc.new_chat_id, resend)
+            return await self._follow_migration(chat_id, exc.new_chat_id, resend)
         except Forbidden as exc:
             await self._forbidden(chat_id, exc)
-        except (BadRequest, NetworkError, RetryAfter):
+            return Outcome.BLOCKED
+        except TelegramError:
             log.exception("could not send a message to chat %s", chat_id)
-        return False
+            return Outcome.FAILED
 
-    async def _follow_migration(self, old: int, new: int, resend: tuple | None) -> None:
+    async def _follow_migration(self, old: int, new: int, resend: tuple | None) -> Outcome:
         log.info("group %s became supergroup %s", old, new)
         await self.deliver(await self.on_migrated(old, new), new)
-        if resend is not None:
-            await self._send_part(new, *resend)
+        if resend is None:
+            return Outcome.FAILED
+        return await self._guarded(new, self._message(new, *resend), None)
 
     async def _forbidden(self, chat_id: int, exc: Forbidden) -> None:
         if chat_id < 0:
@@ -113,26 +118,28 @@ class Delivery:
 
     async def _answer_query(self, query: CallbackQuery, notice: str | None) -> None:
         """Always answer, so the button stops spinning; a notice shows as a short toast."""
+        text = html.unescape(TAG.sub("", notice)) if notice else None
+        if text and len(text) > CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH:
+            text = text[: CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH - 1] + "…"
         try:
-            await query.answer(html.unescape(TAG.sub("", notice)) if notice else None)
-        except (BadRequest, NetworkError) as exc:
+            await query.answer(text)
+        except TelegramError as exc:
             log.info("could not answer callback %s: %s", query.id, exc)
 
     async def _edit(self, query: CallbackQuery, reply: Reply) -> None:
         message = query.message
-        async with self._lock(message.chat.id):
-            try:
-                await query.edit_message_text(
-                    split_html(reply.text)[0],
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=keyboard(reply),
-                    link_preview_options=NO_PREVIEW,
-                )
-            except BadRequest as exc:
-                # Pressed twice, or the message is gone: nothing to rewrite.
-                log.info("could not edit message %s: %s", message.message_id, exc.message)
-            except NetworkError:
-                log.exception("could not edit message %s", message.message_id)
+        try:
+            await query.edit_message_text(
+                split_html(reply.text)[0],
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(reply),
+                link_preview_options=NO_PREVIEW,
+            )
+        except BadRequest as exc:
+            # Pressed twice, or the message is gone: nothing to rewrite.
+            log.info("could not edit message %s: %s", message.message_id, exc.message)
+        except TelegramError:
+            log.exception("could not edit message %s", message.message_id)
 
     def _lock(self, chat_id: int) -> asyncio.Lock:
         if len(self._locks) > 10_000:  # forget idle chats
@@ -146,7 +153,7 @@ async def _with_network_retries(send: Callable[[], Awaitable[object]]) -> None:
         try:
             await send()
             return
-        except (BadRequest, Forbidden, ChatMigrated, RetryAfter):
+        except (BadRequest, Forbidden, ChatMigrated):
             raise
         except NetworkError:
             if attempt == NETWORK_ATTEMPTS:

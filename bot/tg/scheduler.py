@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.digest_runner import DigestRunner
+from bot.events import Outcome
 from bot.nudge_runner import NudgeRunner
 from bot.tg.delivery import Delivery
 
@@ -62,9 +63,9 @@ class Ticker:
         now = self.clock()
         sent = 0
         for batch in await asyncio.to_thread(self.nudges.due, now):
-            ok = await self.delivery.send(batch.reply, batch.chat_id)
-            await asyncio.to_thread(self.nudges.delivered, batch, ok, now)
-            sent += ok
+            outcome = await self.delivery.send(batch.reply, batch.chat_id)
+            await asyncio.to_thread(self.nudges.delivered, batch, outcome, now)
+            sent += outcome.reached
         return sent
 
     async def digest_tick(self, *, any_time: bool = False) -> int:
@@ -72,11 +73,13 @@ class Ticker:
         now = self.clock()
         sent = 0
         for job in await asyncio.to_thread(self.digests.due, now, any_time=any_time):
-            ok = True
+            outcome = Outcome.SENT
             for reply in job.replies:
-                ok = ok and await self.delivery.send(reply, job.chat_id)
-            await asyncio.to_thread(self.digests.delivered, job, ok, now)
-            sent += ok
+                outcome = await self.delivery.send(reply, job.chat_id)
+                if outcome is not Outcome.SENT:
+                    break
+            await asyncio.to_thread(self.digests.delivered, job, outcome, now)
+            sent += outcome.reached
         return sent
 
     async def plan_stale(self) -> int:
