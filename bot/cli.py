@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.app import build_app
-from bot.config import ConfigError, load_settings
+from bot.config import WEBHOOK_SECRET_ENV, ConfigError, load_settings
 from bot.secrets_filter import hide_secrets
 from bot.team_cli import team_app
 from bot.terminal import TerminalChat, demo_sender, plain
@@ -49,6 +49,7 @@ def main(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    hide_secrets(os.environ.get(NO_TOKEN_ENV, ""), os.environ.get(WEBHOOK_SECRET_ENV, ""))
 
 
 @app.command()
@@ -93,7 +94,7 @@ def run() -> None:
         raise typer.Exit(2)
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise
-    hide_secrets(token, telegram.webhook_secret)
+    hide_secrets(telegram.webhook_secret)  # one set in config.toml rather than the environment
     run_bot(_build(settings), token)
 
 
@@ -188,6 +189,7 @@ def _log_to_file(path: Path) -> None:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
+    hide_secrets(os.environ.get(NO_TOKEN_ENV, ""))
 
 
 def _redact(url: str) -> str:

@@ -72,8 +72,12 @@ class NudgeSettings(_Section):
     quiet_start: dt.time = dt.time(21, 0)
     quiet_end: dt.time = dt.time(8, 30)
     quiet_weekends: bool = False
-    daily_cap: int = Field(3, ge=1, description="nudges per rep per day; more wait a day")
+    # Each nudge brings 4 buttons; Telegram allows 100 a message.
+    daily_cap: int = Field(3, ge=1, le=20, description="nudges per rep per day; more wait")
     reminder_days: list[int] = Field([3, 1], description="days before a date field to remind")
+    gap_delay_hours: int | None = Field(
+        None, ge=1, description="gap follow-up after this many hours; unset: next working morning"
+    )
     tick_seconds: int = Field(60, ge=1, description="how often due nudges are looked for")
 
     def policy(self) -> NudgePolicy:
@@ -84,6 +88,7 @@ class NudgeSettings(_Section):
             quiet_weekends=self.quiet_weekends,
             daily_cap=self.daily_cap,
             reminder_days=tuple(self.reminder_days),
+            gap_delay_hours=self.gap_delay_hours,
         )
 
 

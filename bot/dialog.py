@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -121,7 +122,7 @@ class Dialog:
             return groups.group_event(session, event, member, self.config, now)
         if member is None:
             return membership.stranger_event(session, event, self.config, now)
-        conversation = get_conversation(session, member_id=member.id)
+        conversation = get_conversation(session, member_id=member.id, lock=True)
         state = ConversationState.from_dict(conversation.state if conversation else None)
         if not questions.still_asked(state, self.playbook):
             state.reset()  # the team's playbook dropped the question that was open
@@ -208,6 +209,22 @@ def cancel_command(turn: Turn, args: str) -> None:
     turn.say(turn.text("dialog.nothing_to_cancel" if was_idle else "dialog.cancelled"))
 
 
+def tz_command(turn: Turn, args: str) -> None:
+    """``/tz Europe/Berlin``: the member's time zone, for dates and reminders."""
+    zone = args.strip()
+    if not zone:
+        return turn.say(turn.text("dialog.tz_current", zone=turn.member.timezone))
+    try:
+        if len(zone) > 64:
+            raise ValueError(zone)
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return turn.say(turn.text("dialog.tz_unknown", zone=zone[:64]))
+    update_member(turn.session, member_id=turn.member.id, timezone=zone)
+    turn.say(turn.text("dialog.tz_set", zone=zone))
+    questions.resume(turn)
+
+
 def lang_command(turn: Turn, args: str) -> None:
     choice = args.strip().lower()
     if choice not in LANGUAGES:
@@ -237,6 +254,7 @@ COMMANDS = {
     "back": back_command,
     "cancel": cancel_command,
     "lang": lang_command,
+    "tz": tz_command,
     "invite": membership.invite_command,
     "pause": pause.pause_command,
     "digest": digests.digest_command,

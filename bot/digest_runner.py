@@ -51,13 +51,24 @@ class DigestRunner:
 
     def due(self, now: datetime, *, any_time: bool = False) -> list[DigestJob]:
         """Claim and build the digests whose local time has come today (or all: ``any_time``)."""
-        jobs = []
         teams: dict[int, TeamData] = {}
         with transaction(self.engine) as session:
-            for manager in list_all_managers(session):
-                local = member_now(now, manager)
-                if not any_time and local.time().replace(tzinfo=None) < self.digest_time:
-                    continue
+            managers = list_all_managers(session)
+        jobs = []
+        for manager in managers:
+            local = member_now(now, manager)
+            if any_time or local.time().replace(tzinfo=None) >= self.digest_time:
+                job = self._claimed_job(manager, local, now, teams)
+                if job is not None:
+                    jobs.append(job)
+        return jobs
+
+    def _claimed_job(
+        self, manager: Member, local: datetime, now: datetime, teams: dict[int, TeamData]
+    ) -> DigestJob | None:
+        """Claim and build one manager's digest in its own transaction (a failure stays theirs)."""
+        try:
+            with transaction(self.engine) as session:
                 run = claim_digest(
                     session,
                     member_id=manager.id,
@@ -66,10 +77,12 @@ class DigestRunner:
                     now=now,
                 )
                 if run is None:
-                    continue
+                    return None
                 replies = self._build(session, manager, local, teams)
-                jobs.append(DigestJob(manager.telegram_user_id, replies, run.id))
-        return jobs
+                return DigestJob(manager.telegram_user_id, replies, run.id)
+        except Exception:
+            log.exception("could not build the digest of manager %s", manager.id)
+            return None
 
     def preview(self, now: datetime) -> list[tuple[Member, list[Reply]]]:
         """Every manager's digest as of now, without sending or recording anything."""

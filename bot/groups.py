@@ -26,9 +26,16 @@ AMOUNT = FieldSpec(id="amount", type="money", question={"zh": "金额", "en": "A
 def group_event(
     session: Session, event: Incoming, member: Member | None, config: DialogConfig, now: datetime
 ) -> Response:
-    """A command typed in a group; plain chatter never reaches the dialog."""
-    command = (event.text or "").strip().split(" ")[0].split("@")[0].lower()
-    lang = member.language if member else config.language
+    """A command typed in a group; plain chatter never reaches the dialog.
+
+    Commands for another bot (``/help@OtherBot``) and anything from people who have not
+    joined a team are left alone.
+    """
+    command, _, addressee = (event.text or "").strip().split(" ")[0].lower().partition("@")
+    mine = (config.bot_username or "").lower()
+    if member is None or (addressee and addressee != mine):
+        return Response()
+    lang = member.language
     if command == "/setgroup":
         return _link(session, event, member, lang, now)
     if command in ("/help", "/start") or command.startswith("/"):
@@ -37,8 +44,8 @@ def group_event(
     return Response()
 
 
-def _link(session: Session, event: Incoming, member: Member | None, lang: str, now: datetime):
-    if member is None or member.role not in MANAGING_ROLES:
+def _link(session: Session, event: Incoming, member: Member, lang: str, now: datetime):
+    if member.role not in MANAGING_ROLES:
         return Response(replies=[Reply(t(lang, "group.setgroup_managers_only"))])
     link_group(
         session,

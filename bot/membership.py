@@ -11,7 +11,7 @@ from bot.events import Incoming, Reply, Response
 from bot.turn import DialogConfig, Turn, escape
 from flows.i18n import LANGUAGES, t
 from storage.invites import create_invite, redeem_invite, set_invite_user
-from storage.teams import add_member, get_team
+from storage.teams import add_member, get_team, get_team_member, update_member
 
 INVITE_ROLES = ("rep", "manager")
 
@@ -29,7 +29,23 @@ def stranger_event(
     invite = redeem_invite(session, code=code.strip(), now=now)
     if invite is None:
         return Response(replies=[Reply(t(lang, "team.invite_invalid"))])
-    member = add_member(
+    member = _join(session, invite, event, lang, config, now)
+    set_invite_user(session, invite_id=invite.id, member_id=member.id)
+    team = get_team(session, team_id=invite.team_id)
+    welcome = t(
+        lang, "team.joined", team=escape(team.name), role=t(lang, f"team.role_{invite.role}")
+    )
+    return Response(replies=[Reply(welcome), Reply(t(lang, "dialog.help"))])
+
+
+def _join(session: Session, invite, event: Incoming, lang: str, config: DialogConfig, now):
+    """A new member, or a removed one back in the team with the invite's role."""
+    earlier = get_team_member(
+        session, team_id=invite.team_id, telegram_user_id=event.sender.user_id
+    )
+    if earlier is not None:
+        return update_member(session, member_id=earlier.id, active=True, role=invite.role)
+    return add_member(
         session,
         team_id=invite.team_id,
         telegram_user_id=event.sender.user_id,
@@ -39,12 +55,6 @@ def stranger_event(
         timezone=config.timezone,
         now=now,
     )
-    set_invite_user(session, invite_id=invite.id, member_id=member.id)
-    team = get_team(session, team_id=invite.team_id)
-    welcome = t(
-        lang, "team.joined", team=escape(team.name), role=t(lang, f"team.role_{invite.role}")
-    )
-    return Response(replies=[Reply(welcome), Reply(t(lang, "dialog.help"))])
 
 
 def member_language(code: str | None, config: DialogConfig) -> str:

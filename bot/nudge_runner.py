@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from bot import render
 from bot.events import Button, Outcome, Reply
-from bot.nudges import CB_NUDGE, MUTE, is_paused, reminder_date
+from bot.nudges import CB_NUDGE, MUTE, is_paused, reminder_date, reminder_policy
 from bot.state import ConversationState
 from bot.turn import DialogConfig, Html, Turn, member_now
 from flows import engine as flow
@@ -89,12 +89,25 @@ class NudgeRunner:
         for nudge in claimed:
             by_member[nudge.member_id].append(nudge)
         batches = []
-        with transaction(self.engine) as session:
-            for member_id, nudges in by_member.items():
-                batch = self._batch_for(session, member_id, nudges, now)
-                if batch is not None:
-                    batches.append(batch)
+        for member_id, nudges in by_member.items():
+            batch = self._isolated_batch(member_id, nudges, now)
+            if batch is not None:
+                batches.append(batch)
         return batches
+
+    def _isolated_batch(self, member_id: int, nudges: list[Nudge], now: datetime) -> Batch | None:
+        """One rep's batch in its own transaction: one bad row must not stop everyone's."""
+        try:
+            with transaction(self.engine) as session:
+                return self._batch_for(session, member_id, nudges, now)
+        except Exception:
+            log.exception("could not prepare the nudges of member %s; retrying later", member_id)
+            with transaction(self.engine) as session:
+                ids = [n.id for n in nudges]
+                postpone_nudges(
+                    session, ids=ids, due_at=now + RETRY_AFTER_FAILURE * 12, instance=self.instance
+                )
+            return None
 
     def delivered(self, batch: Batch, outcome: Outcome, now: datetime) -> None:
         """Record a batch as sent, drop it (the rep blocked the bot), or retry it later."""
@@ -157,7 +170,7 @@ class NudgeRunner:
     def _still_wanted(self, session: Session, nudge: Nudge, local: datetime) -> Deal | None:
         """The nudge's deal if the nudge still makes sense (a gap closed before it fired: no)."""
         deal = get_deal(session, deal_id=nudge.deal_id)
-        if deal is None or deal.status != "open":
+        if deal is None or deal.status != "open" or not self._knows_stage(deal):
             return None
         today = local.date()
         if nudge.kind == "resume":
@@ -172,6 +185,10 @@ class NudgeRunner:
             return deal if deal.updated_at < local - timedelta(days=days) else None
         due = self._reminded_date(session, nudge, deal)
         return deal if due is not None and due >= today else None
+
+    def _knows_stage(self, deal: Deal) -> bool:
+        """False for a deal at a stage the team's playbook no longer has."""
+        return any(stage.id == deal.stage_id for stage in self.playbook.stages)
 
     def _reminded_date(self, session: Session, nudge: Nudge, deal: Deal) -> date | None:
         try:
@@ -192,7 +209,10 @@ class NudgeRunner:
             )
         elif nudge.kind == "date":
             due = self._reminded_date(session, nudge, deal)
-            later = reminder_times(due, member_now(now, member), self.config.nudges) if due else []
+            if due is None:
+                return
+            policy = reminder_policy(self.config.nudges, self.playbook.field(nudge.key))
+            later = reminder_times(due, member_now(now, member), policy)
             if later:
                 schedule_nudge(
                     session,
@@ -226,21 +246,27 @@ class NudgeRunner:
             )
         return Reply(render.join(lines), tuple(tuple(row) for row in buttons))
 
+    def _open(self, turn: Turn, deal: Deal) -> str:
+        """What is still open at the deal's stage: a count and the first gap."""
+        answers = get_answers(turn.session, deal_id=deal.id)
+        report = flow.gap_report(self.playbook, deal.stage_id, answers)
+        if report.closed:
+            return ""
+        first = render.gap_lines(turn, report)[0].lstrip("•☐ ")
+        return " " + turn.text("nudge.open", count=report.open_count, first=Html(first))
+
     def _line(self, turn: Turn, nudge: Nudge, deal: Deal) -> str:
         title = render.deal_title(turn, deal)
         stage = render.stage_name(turn, deal.stage_id)
         if nudge.kind == "gap":
-            answers = get_answers(turn.session, deal_id=deal.id)
-            report = flow.gap_report(self.playbook, deal.stage_id, answers)
-            first = render.gap_lines(turn, report)[0].lstrip("•☐ ")
-            return turn.text(
-                "nudge.gap", deal=title, stage=stage, count=report.open_count, first=Html(first)
-            )
+            return turn.text("nudge.gap", deal=title, stage=stage) + self._open(turn, deal)
         if nudge.kind == "stale":
             days = (turn.now - deal.updated_at).days
-            return turn.text("nudge.stale", deal=title, stage=stage, days=days)
+            line = turn.text("nudge.stale", deal=title, stage=stage, days=days)
+            return line + self._open(turn, deal)
         if nudge.kind == "resume":
-            return turn.text("nudge.resume", deal=title, reason=deal.pause_reason or "")
+            line = turn.text("nudge.resume", deal=title, reason=deal.pause_reason or "")
+            return line + self._open(turn, deal)
         spec = self.playbook.field(nudge.key)
         due = self._reminded_date(turn.session, nudge, deal)
         days = (due - turn.now.date()).days

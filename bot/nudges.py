@@ -5,17 +5,19 @@ Sending due nudges is the scheduler's job (bot/nudge_runner.py); here they are o
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot import render
 from bot.access import deal_for
-from bot.turn import Turn, is_number
+from bot.turn import Turn, is_number, member_now
 from flows import engine
 from flows.playbook import FieldSpec
-from flows.schedule import at_local, next_working_morning, reminder_times
+from flows.schedule import NudgePolicy, at_local, next_working_morning, reminder_times
 from storage.models import Deal
 from storage.nudges import drop_pending, get_nudge, mute_nudge, schedule_nudge, snooze_nudge
+from storage.teams import get_member
 
 CB_NUDGE = "n"  # n:<nudge id>:<1 | 7 | x> — snooze a day, a week, or "not relevant"
 SNOOZE_DAYS = {"1": 1, "7": 7}
@@ -33,15 +35,28 @@ def plan_gap_follow_up(turn: Turn, deal: Deal, answers: dict[str, Any]) -> None:
         member_id=deal.owner_id,
         deal_id=deal.id,
         kind="gap",
-        due_at=next_working_morning(turn.now, turn.config.nudges),
+        due_at=follow_up_time(owner_now(turn, deal), turn.config.nudges),
         now=turn.now,
     )
+
+
+def owner_now(turn: Turn, deal: Deal) -> datetime:
+    """Now in the deal owner's time zone: nudges go to the owner, whoever acted."""
+    owner = get_member(turn.session, member_id=deal.owner_id)
+    return member_now(turn.now, owner) if owner is not None else turn.now
+
+
+def follow_up_time(now: datetime, policy: NudgePolicy) -> datetime:
+    if policy.gap_delay_hours is not None:
+        return now + timedelta(hours=policy.gap_delay_hours)
+    return next_working_morning(now, policy)
 
 
 def plan_date_reminder(turn: Turn, deal: Deal, spec: FieldSpec, value: Any) -> None:
     """A date field marked ``remind``: the next reminder before it (the rest follow on)."""
     due = reminder_date(spec, value)
-    times = reminder_times(due, turn.now, turn.config.nudges) if due else []
+    policy = reminder_policy(turn.config.nudges, spec)
+    times = reminder_times(due, owner_now(turn, deal), policy) if due else []
     if not times:
         drop_pending(turn.session, deal_id=deal.id, kinds=("date",), key=spec.id)
         return
@@ -54,6 +69,11 @@ def plan_date_reminder(turn: Turn, deal: Deal, spec: FieldSpec, value: Any) -> N
         due_at=times[0],
         now=turn.now,
     )
+
+
+def reminder_policy(policy: NudgePolicy, spec: FieldSpec) -> NudgePolicy:
+    """The field's own remind_days, where the playbook gives them."""
+    return replace(policy, reminder_days=tuple(spec.remind_days)) if spec.remind_days else policy
 
 
 def reminder_date(spec: FieldSpec, value: Any) -> date | None:
@@ -84,6 +104,7 @@ def nudge_button(turn: Turn, parts: list[str]) -> bool:
         return True
     days = SNOOZE_DAYS[parts[1]]
     due = at_local(turn.now.date() + timedelta(days=days), turn.config.nudges.morning, turn.now)
-    snooze_nudge(turn.session, nudge=nudge, due_at=due, now=turn.now)
-    turn.response.notice = turn.text(f"nudge.snoozed_{parts[1]}", deal=title)
+    snoozed = snooze_nudge(turn.session, nudge=nudge, due_at=due, now=turn.now)
+    key = f"nudge.snoozed_{parts[1]}" if snoozed is not None else "nudge.muted"
+    turn.response.notice = turn.text(key, deal=title)
     return True

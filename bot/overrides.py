@@ -82,6 +82,13 @@ def _force(turn: Turn, deal: Deal, from_index: int, to_index: int, reason: str) 
 
 def _ask_managers(turn: Turn, deal: Deal, from_index: int, to_index: int, reason: str) -> None:
     to_stage = turn.playbook.stages[to_index].id
+    managers = [
+        m
+        for m in list_members(turn.session, team_id=turn.member.team_id)
+        if m.role in MANAGING_ROLES and m.active and m.id != turn.member.id
+    ]
+    if not managers:
+        return turn.say(turn.text("override.no_managers"))
     request = create_advance_request(
         turn.session,
         deal_id=deal.id,
@@ -91,13 +98,6 @@ def _ask_managers(turn: Turn, deal: Deal, from_index: int, to_index: int, reason
         reason=reason,
         now=turn.now,
     )
-    managers = [
-        m
-        for m in list_members(turn.session, team_id=turn.member.team_id)
-        if m.role in MANAGING_ROLES and m.active and m.id != turn.member.id
-    ]
-    if not managers:
-        return turn.say(turn.text("override.no_managers"))
     answers = get_answers(turn.session, deal_id=deal.id)
     check = engine.check_advance(turn.playbook, deal.stage_id, to_stage, answers)
     for manager in managers:

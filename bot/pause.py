@@ -6,7 +6,7 @@ from __future__ import annotations
 from bot import render
 from bot.deals import refused_as_lost, run_update, with_deal
 from bot.events import Button
-from bot.nudges import is_paused
+from bot.nudges import is_paused, owner_now
 from bot.state import PAUSE_REASON, PAUSE_UNTIL
 from bot.turn import Turn
 from flows.parsers import Invalid
@@ -71,7 +71,7 @@ def _pause(turn: Turn, deal: Deal, reason: str, until_iso: str) -> None:
         member_id=deal.owner_id,
         deal_id=deal.id,
         kind="resume",
-        due_at=at_local(until, turn.config.nudges.morning, turn.now),
+        due_at=at_local(until, turn.config.nudges.morning, owner_now(turn, deal)),
         now=turn.now,
     )
     turn.state.reset()

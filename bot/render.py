@@ -45,7 +45,11 @@ def deal_title(turn: Turn, deal: Deal) -> Html:
 
 
 def stage_name(turn: Turn, stage_id: str) -> Html:
-    return turn.local(turn.playbook.stage(stage_id).name)
+    """The stage's name; its id if the team's playbook no longer has it."""
+    try:
+        return turn.local(turn.playbook.stage(stage_id).name)
+    except KeyError:
+        return escape(stage_id)
 
 
 # -- questions -------------------------------------------------------------------------------

@@ -38,6 +38,9 @@ StakeholderRole = Literal[
 # The tests a risk flag can hold; each flag holds exactly one.
 RISK_TESTS = ("missing", "no_supporter", "past_date")
 DEFAULT_PLAYBOOK = "default.toml"
+# Options and a stage's questions become buttons; Telegram shows at most 100 per message.
+MAX_OPTIONS = 40
+MAX_STAGE_QUESTIONS = 80
 
 
 class _Strict(BaseModel):
@@ -81,6 +84,8 @@ class FieldSpec(_Strict):
     deal_attribute: Literal["amount", "expected_close"] | None = None
     # Date fields whose approach should trigger reminders (used by nudges).
     remind: bool = False
+    # Days before the date to remind; empty: the configured default ([nudges] reminder_days).
+    remind_days: list[Annotated[int, Field(ge=0, le=90)]] = []
     # yes/no fields of a qualifying stage: the answer a target customer gives.
     expect: bool | None = None
 
@@ -334,6 +339,11 @@ def _id_problems(playbook: Playbook) -> list[str]:
     seen_stages: set[str] = set()
     seen_keys: dict[str, str] = {}
     for stage in playbook.stages:
+        if len(stage.fields) + len(stage.checklist) > MAX_STAGE_QUESTIONS:
+            problems.append(
+                f"stage {stage.id!r}: at most {MAX_STAGE_QUESTIONS} fields and checklist items"
+            )
+    for stage in playbook.stages:
         if stage.id in seen_stages:
             problems.append(f"stage {stage.id!r}: duplicate stage id")
         seen_stages.add(stage.id)
@@ -388,6 +398,8 @@ def _options_problems(spec: FieldSpec) -> list[str]:
         return ["options are only allowed on choice and multichoice fields"] if spec.options else []
     if len(spec.options) < 2:
         return [f"a {spec.type} field needs at least two options"]
+    if len(spec.options) > MAX_OPTIONS:
+        return [f"at most {MAX_OPTIONS} options (each is a button; Telegram allows 100)"]
     ids = [o.id for o in spec.options]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     return [f"duplicate option id {', '.join(dupes)}"] if dupes else []

@@ -20,6 +20,8 @@ class NudgePolicy:
     quiet_weekends: bool = False  # True: nothing on Saturdays and Sundays
     daily_cap: int = 3  # nudge messages per rep per local day
     reminder_days: tuple[int, ...] = (3, 1)  # days before a date field to remind
+    # Gap follow-up this many hours after an update run; None: the next working morning.
+    gap_delay_hours: int | None = None
 
 
 def at_local(day: date, clock: time, like: datetime) -> datetime:

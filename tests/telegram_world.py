@@ -69,7 +69,7 @@ class TelegramWorld:
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
-        await self.application.post_shutdown(self.application)
+        await self.application.post_stop(self.application)
         self.app.engine.dispose()
         self.application = None
 

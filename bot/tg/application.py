@@ -113,7 +113,7 @@ def build_application(
         .base_url(app.settings.telegram.base_url)
         .rate_limiter(rate_limiter or TelegramRateLimiter())
         .post_init(_post_init)
-        .post_shutdown(_post_shutdown)
+        .post_stop(_post_stop)
         .build()
     )
     adapter = TelegramAdapter(app.dialog, application)
@@ -150,7 +150,8 @@ async def _post_init(application: Application) -> None:
         application.bot_data["ticker"].start(application.bot_data["tick_seconds"])
 
 
-async def _post_shutdown(application: Application) -> None:
+async def _post_stop(application: Application) -> None:
+    """Stop ticking before the bot shuts down, so no tick sends through a closed bot."""
     application.bot_data["ticker"].stop()
 
 

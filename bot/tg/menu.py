@@ -8,7 +8,7 @@ from flows.i18n import LANGUAGES, t
 
 PRIVATE_COMMANDS = (
     "new", "deals", "update", "gaps", "advance", "edit", "lost", "pause",
-    "skip", "back", "cancel", "digest", "invite", "lang", "help",
+    "skip", "back", "cancel", "digest", "invite", "lang", "tz", "help",
 )  # fmt: skip
 GROUP_COMMANDS = ("setgroup", "help")
 
