@@ -212,13 +212,32 @@ async def test_overdue_nudges_after_downtime_go_out_once(world):
     for n in range(2):
         await open_deal(world, customer=f"Customer {n}")
         await world.say(ANN, "/cancel")
+    with transaction(world.engine) as session:  # deal 2 was last touched two months ago
+        deal = get_deal_by_number(session, team_id=world.team, number=2)
+        deal.updated_at = THURSDAY - timedelta(days=60)
     schedule_direct(world, kind="gap", due=THURSDAY - timedelta(days=3), number=1)
     schedule_direct(world, kind="stale", due=THURSDAY - timedelta(days=2), number=2)
     back = THURSDAY + timedelta(hours=1)
     assert await tick(world, back) == 1
     assert await tick(world, back + timedelta(minutes=1)) == 0
     assert await tick(world, back + timedelta(minutes=2)) == 0
-    assert len(reminder_texts(world)) == 1
+    [text] = reminder_texts(world)
+    assert "#1 Training 2027 (Customer 0)" in text
+    assert "#2 Training 2027 (Customer 1)" in text and "no update for 60 days" in text
+    assert sorted(n.kind for n in nudges(world) if n.state == "sent") == ["gap", "stale"]
+
+
+async def test_a_deal_at_a_stage_the_playbook_dropped_does_not_block_other_nudges(world):
+    for n in range(2):
+        await open_deal(world, customer=f"Customer {n}")
+        await world.say(ANN, "/cancel")
+    with transaction(world.engine) as session:
+        get_deal_by_number(session, team_id=world.team, number=1).stage_id = "retired_stage"
+    schedule_direct(world, kind="gap", due=THURSDAY, number=1)
+    schedule_direct(world, kind="gap", due=THURSDAY, number=2)
+    assert await tick(world, THURSDAY + timedelta(minutes=1)) == 1
+    [text] = reminder_texts(world)
+    assert "Customer 1" in text and "Customer 0" not in text
 
 
 async def test_a_restart_between_scheduling_and_sending_loses_nothing(world):
