@@ -12,7 +12,7 @@ from flows.i18n import t
 from storage.answers import get_answers, list_answer_changes
 from storage.db import make_engine, transaction
 from storage.deals import get_deal_by_number, list_stage_changes
-from tests.dialog_driver import PLAYBOOK, Driver, plain
+from tests.dialog_driver import FIXED_NOW, PLAYBOOK, Driver, plain
 from tests.factories import make_member, make_team
 
 REP, OTHER_REP, MANAGER, OTHER_TEAM_REP = 501, 502, 503, 601
@@ -587,3 +587,38 @@ def test_the_stop_button_ends_the_round_and_keeps_the_answers(team_engine):
     assert "Stopped here" in plain(chat.last.edited.text)
     assert deal_state(team_engine)[1]["customer_background"] == "Head office"
     assert "open:" in chat.text  # the summary card
+
+
+def test_a_member_sets_their_time_zone(team_engine):
+    chat = Driver(team_engine, REP)
+    chat.say("/tz")
+    assert "Asia/Shanghai" in chat.text
+    chat.say("/tz Mars/Olympus")
+    assert "don't know the time zone" in chat.text
+    chat.say("/tz ../../etc/passwd")
+    assert "don't know the time zone" in chat.text
+    chat.say("/tz Europe/Berlin")
+    with transaction(team_engine) as session:
+        from storage.teams import get_member_by_telegram_id
+
+        assert get_member_by_telegram_id(session, telegram_user_id=REP).timezone == (
+            "Europe/Berlin"
+        )
+
+
+def test_a_removed_member_can_rejoin_with_a_new_invite(team_engine):
+    from storage.invites import create_invite
+    from storage.teams import get_member_by_telegram_id, update_member
+
+    with transaction(team_engine) as session:
+        member = get_member_by_telegram_id(session, telegram_user_id=REP)
+        update_member(session, member_id=member.id, active=False)
+        code = create_invite(session, team_id=member.team_id, role="manager", now=FIXED_NOW).code
+    chat = Driver(team_engine, REP)
+    chat.say("/deals")
+    assert chat.text == t("en", "dialog.not_a_member")  # the driver's Telegram language
+    chat.say(f"/start {code}")
+    assert "Welcome to Sales East" in chat.text
+    with transaction(team_engine) as session:
+        member = get_member_by_telegram_id(session, telegram_user_id=REP)
+        assert member.active and member.role == "manager"
