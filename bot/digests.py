@@ -15,7 +15,6 @@ from bot import render
 from bot.access import MANAGING_ROLES
 from bot.chart import FunnelRow, funnel_png
 from bot.events import Reply
-from bot.groups import AMOUNT
 from bot.turn import Turn
 from flows.digest import DealSnapshot, Digest, MoveSnapshot, RepSnapshot, build_digest
 from flows.i18n import LANGUAGES
@@ -120,14 +119,11 @@ def digest_replies(turn: Turn, team: TeamData, since: datetime, idle_days: int) 
 def _funnel(turn: Turn, digest: Digest) -> list[FunnelRow]:
     stages = {s.id: s for s in turn.playbook.stages}
     return [
-        FunnelRow(stages[line.stage_id].name, line.count, _money(turn, line.weighted_minor))
+        FunnelRow(stages[line.stage_id].name, line.count, turn.money(line.weighted_minor))
         for line in digest.pipeline
         if line.stage_id in stages and not stages[line.stage_id].qualifying
     ]
 
-
-def _money(turn: Turn, minor: int | None) -> str:
-    return turn.value(AMOUNT, minor) if minor is not None else "—"
 
 
 def _text(turn: Turn, team: TeamData, digest: Digest, idle_days: int) -> list[str]:
@@ -202,8 +198,8 @@ def _pipeline(turn: Turn, digest: Digest) -> list[str]:
                     "digest.pipeline_line",
                     stage=render.stage_name(turn, line.stage_id),
                     count=line.count,
-                    amount=_money(turn, line.amount_minor),
-                    weighted=_money(turn, line.weighted_minor),
+                    amount=turn.money(line.amount_minor),
+                    weighted=turn.money(line.weighted_minor),
                 )
             )
     total = digest.total
@@ -211,8 +207,8 @@ def _pipeline(turn: Turn, digest: Digest) -> list[str]:
         turn.text(
             "digest.pipeline_total",
             count=total.count,
-            amount=_money(turn, total.amount_minor),
-            weighted=_money(turn, total.weighted_minor),
+            amount=turn.money(total.amount_minor),
+            weighted=turn.money(total.weighted_minor),
         )
     )
     return lines
@@ -230,7 +226,7 @@ def _changes(turn: Turn, digest: Digest) -> list[str]:
         for d, m in digest.moves
     ]
     items += [
-        turn.text("digest.won_line", deal=_deal(turn, d), amount=_money(turn, d.amount_minor))
+        turn.text("digest.won_line", deal=_deal(turn, d), amount=turn.money(d.amount_minor))
         for d, _ in digest.wins
     ]
     items += [

@@ -14,13 +14,10 @@ from bot.access import MANAGING_ROLES
 from bot.events import Incoming, Reply, Response, StageChanged
 from bot.turn import DialogConfig, Turn, escape
 from flows.i18n import t
-from flows.playbook import FieldSpec
 from storage.deals import get_deal
 from storage.groups import get_team_group, link_group, mark_group_removed, move_group
 from storage.models import Member
 from storage.teams import get_member, get_team, list_members
-
-AMOUNT = FieldSpec(id="amount", type="money", question={"zh": "金额", "en": "Amount"})
 
 
 def group_event(
@@ -74,7 +71,7 @@ def announce(turn: Turn) -> None:
 def announcement(turn: Turn, event: StageChanged) -> str | None:
     deal = get_deal(turn.session, deal_id=event.deal_id)
     owner = get_member(turn.session, member_id=deal.owner_id)
-    amount = turn.value(AMOUNT, deal.amount_minor) if deal.amount_minor is not None else "—"
+    amount = turn.money(deal.amount_minor)
     params = {
         "rep": owner.display_name,
         "deal": render.deal_title(turn, deal),

@@ -10,7 +10,7 @@ from bot.turn import Html, Turn, escape
 from flows import engine
 from flows.engine import AdvanceCheck, GapReport, Question
 from flows.i18n import pick
-from flows.parsers import example
+from flows.parsers import example, format_date
 from flows.playbook import FieldSpec, Stage
 from flows.risks import raised_flags
 from flows.stakeholder import PARTS, describe, option_label, part_prompt
@@ -30,12 +30,9 @@ def as_date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
-_DATE = FieldSpec(id="date", type="date", question={"zh": "", "en": ""})
-
-
 def show_date(turn: Turn, day: date) -> str:
     """A date as the member reads it (2026年12月1日 · Dec 1, 2026)."""
-    return turn.value(_DATE, day.isoformat())
+    return format_date(day.isoformat(), turn.lang)
 
 
 def deal_title(turn: Turn, deal: Deal) -> Html:

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from bot.events import Button, Reply, Response
 from bot.state import ConversationState
 from flows.i18n import pick, t
-from flows.parsers import Invalid, Valid, format_value, has_words, parse_answer
+from flows.parsers import Invalid, Valid, format_money, format_value, has_words, parse_answer
 from flows.playbook import FieldSpec, Playbook
 from flows.schedule import NudgePolicy
 from storage.models import Member
@@ -100,6 +100,10 @@ class Turn:
     def parse(self, spec: FieldSpec, text: str) -> Valid | Invalid:
         """Read a typed answer in the member's time zone and the playbook's currency."""
         return parse_answer(spec, text, now=self.now, currency=self.playbook.currency)
+
+    def money(self, minor: int | None) -> str:
+        """An amount in the playbook's currency, or a dash when there is none."""
+        return format_money(minor, self.lang, self.playbook.currency) if minor is not None else "—"
 
     def value(self, spec: FieldSpec, value: Any) -> str:
         """A saved answer as the member reads it (not yet escaped)."""

@@ -394,6 +394,16 @@ def _show_stakeholders(value: dict | list, lang: str) -> str:
     return "\n".join(describe(person, lang) for person in people)
 
 
+def format_money(minor: int, lang: str, currency: str = DEFAULT_CURRENCY) -> str:
+    """An amount in minor units as the member reads it: ``¥500,000.00``."""
+    return show_money(minor, currency, _BABEL_LOCALES[lang])
+
+
+def format_date(iso: str, lang: str) -> str:
+    """An ISO date as the member reads it: ``2026年12月1日`` · ``Dec 1, 2026``."""
+    return show_date(iso, _BABEL_LOCALES[lang])
+
+
 _Formatter = Callable[[FieldSpec, Any, str, str], str]
 _FORMATTERS: dict[str, _Formatter] = {
     "text": lambda spec, v, lang, cur: str(v),
