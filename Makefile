@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install install-dev
+.PHONY: demo test bench lint install install-dev
 
 demo: install
 	$(BIN)/stagecoach chat
@@ -12,6 +12,9 @@ test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+bench: install-dev
+	$(BIN)/python -m bench
 
 lint: install-dev
 	$(BIN)/ruff check --fix .

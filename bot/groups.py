@@ -15,7 +15,13 @@ from bot.events import Incoming, Reply, Response, StageChanged
 from bot.turn import DialogConfig, Turn, escape
 from flows.i18n import t
 from storage.deals import get_deal
-from storage.groups import get_team_group, link_group, mark_group_removed, move_group
+from storage.groups import (
+    get_group_by_chat,
+    get_team_group,
+    link_group,
+    mark_group_removed,
+    move_group,
+)
 from storage.models import Member
 from storage.teams import get_member, get_team, list_members
 
@@ -44,6 +50,10 @@ def group_event(
 def _link(session: Session, event: Incoming, member: Member, lang: str, now: datetime):
     if member.role not in MANAGING_ROLES:
         return Response(replies=[Reply(t(lang, "group.setgroup_managers_only"))])
+    linked = get_group_by_chat(session, chat_id=event.chat_id)
+    if linked is not None and linked.team_id != member.team_id and linked.removed_at is None:
+        # A group serves one team; another team's manager cannot take it over.
+        return Response(replies=[Reply(t(lang, "group.linked_elsewhere"))])
     link_group(
         session,
         team_id=member.team_id,
