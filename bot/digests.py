@@ -6,14 +6,15 @@ still longer than Telegram allows.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlmodel import Session
 
 from bot import render
 from bot.access import MANAGING_ROLES
-from bot.chart import FunnelRow, funnel_png
 from bot.events import Reply
 from bot.turn import Turn
 from flows.digest import DealSnapshot, Digest, MoveSnapshot, RepSnapshot, build_digest
@@ -28,6 +29,7 @@ from storage.digests import (
 from storage.models import Member
 from storage.teams import get_team, list_members
 
+T = TypeVar("T")
 SECTION_LIMIT = 8  # items per section; the rest are counted
 FIRST_DIGEST_WINDOW = timedelta(days=1)
 
@@ -110,13 +112,17 @@ def digest_replies(turn: Turn, team: TeamData, since: datetime, idle_days: int) 
         idle_days=idle_days,
     )
     if turn.lang not in team.charts:
+        from bot.chart import funnel_png  # matplotlib loads on the first chart, not at start-up
+
         title = {lang: turn.in_language(lang).label("digest.chart_title") for lang in LANGUAGES}
         team.charts[turn.lang] = funnel_png(_funnel(turn, digest), lang=turn.lang, title=title)
     text = render.join(_text(turn, team, digest, idle_days))
     return [Reply(text, photo=team.charts[turn.lang])]
 
 
-def _funnel(turn: Turn, digest: Digest) -> list[FunnelRow]:
+def _funnel(turn: Turn, digest: Digest) -> list:
+    from bot.chart import FunnelRow
+
     stages = {s.id: s for s in turn.playbook.stages}
     return [
         FunnelRow(stages[line.stage_id].name, line.count, turn.money(line.weighted_minor))
@@ -125,66 +131,56 @@ def _funnel(turn: Turn, digest: Digest) -> list[FunnelRow]:
     ]
 
 
-
 def _text(turn: Turn, team: TeamData, digest: Digest, idle_days: int) -> list[str]:
-    lines = [
-        turn.text("digest.title", team=team.team_name, date=render.show_date(turn, digest.today))
-    ]
+    day = render.show_date(turn, digest.today)
+    lines = [turn.text("digest.title", team=team.team_name, date=day)]
     lines += _pipeline(turn, digest)
     lines += _changes(turn, digest)
     lines += _section(
         turn,
         "digest.blocked",
-        [
-            turn.text("digest.blocked_line", deal=_deal(turn, d), count=r.open_count)
-            for d, r in digest.blocked
-        ],
+        digest.blocked,
+        lambda item: turn.text(
+            "digest.blocked_line", deal=_deal(turn, item[0]), count=item[1].open_count
+        ),
     )
     lines += _section(
         turn,
         "digest.stale",
-        [
-            turn.text(
-                "digest.stale_line", deal=_deal(turn, d), days=(digest.now - d.updated_at).days
-            )
-            for d in digest.stale
-        ],
+        digest.stale,
+        lambda d: turn.text(
+            "digest.stale_line", deal=_deal(turn, d), days=(digest.now - d.updated_at).days
+        ),
     )
     lines += _section(
         turn,
         "digest.paused",
-        [
-            turn.text(
-                "digest.paused_line",
-                deal=_deal(turn, d),
-                until=render.show_date(turn, d.paused_until),
-            )
-            for d in digest.paused
-        ],
+        digest.paused,
+        lambda d: turn.text(
+            "digest.paused_line", deal=_deal(turn, d), until=render.show_date(turn, d.paused_until)
+        ),
     )
     lines += _section(
         turn,
         "digest.idle",
-        [
+        digest.idle_reps,
+        lambda r: (
             turn.text("digest.idle_line", name=r.name, days=(digest.now - r.last_update).days)
             if r.last_update
             else turn.text("digest.idle_never", name=r.name)
-            for r in digest.idle_reps
-        ],
+        ),
         days=idle_days,
     )
     lines += _section(
         turn,
         "digest.coaching",
-        [
-            turn.text(
-                "digest.coaching_line",
-                deal=_deal(turn, d),
-                flag=turn.local(f.text),
-                question=turn.local(f.coaching),
-            )
-            for d, f in digest.coaching
-        ],
+        digest.coaching,
+        lambda item: turn.text(
+            "digest.coaching_line",
+            deal=_deal(turn, item[0]),
+            flag=turn.local(item[1].text),
+            question=turn.local(item[1].coaching),
+        ),
     )
     return lines
 
@@ -215,34 +211,41 @@ def _pipeline(turn: Turn, digest: Digest) -> list[str]:
 
 
 def _changes(turn: Turn, digest: Digest) -> list[str]:
-    items = [turn.text("digest.new_line", deal=_deal(turn, d)) for d in digest.new_deals]
-    items += [
-        turn.text(
-            "digest.move_line",
-            deal=_deal(turn, d),
-            from_stage=render.stage_name(turn, m.from_stage) if m.from_stage else "",
-            to_stage=render.stage_name(turn, m.to_stage),
+    changes = [("new", d, None) for d in digest.new_deals]
+    changes += [("move", d, m) for d, m in digest.moves]
+    changes += [("won", d, m) for d, m in digest.wins]
+    changes += [("lost", d, m) for d, m in digest.losses]
+    lines = _section(turn, "digest.changes", changes, lambda c: _change(turn, *c))
+    return lines or [turn.text("digest.no_changes")]
+
+
+def _change(turn: Turn, kind: str, deal: DealSnapshot, move: MoveSnapshot | None) -> str:
+    if kind == "new":
+        return turn.text("digest.new_line", deal=_deal(turn, deal))
+    if kind == "won":
+        return turn.text(
+            "digest.won_line", deal=_deal(turn, deal), amount=turn.money(deal.amount_minor)
         )
-        for d, m in digest.moves
-    ]
-    items += [
-        turn.text("digest.won_line", deal=_deal(turn, d), amount=turn.money(d.amount_minor))
-        for d, _ in digest.wins
-    ]
-    items += [
-        turn.text("digest.lost_line", deal=_deal(turn, d), reason=m.reason or "")
-        for d, m in digest.losses
-    ]
-    return _section(turn, "digest.changes", items) or [turn.text("digest.no_changes")]
+    if kind == "lost":
+        return turn.text("digest.lost_line", deal=_deal(turn, deal), reason=move.reason or "")
+    return turn.text(
+        "digest.move_line",
+        deal=_deal(turn, deal),
+        from_stage=render.stage_name(turn, move.from_stage) if move.from_stage else "",
+        to_stage=render.stage_name(turn, move.to_stage),
+    )
 
 
-def _section(turn: Turn, title_key: str, items: list[str], **params) -> list[str]:
-    if not items:
+def _section(
+    turn: Turn, title_key: str, rows: Sequence[T], show: Callable[[T], str], **params: Any
+) -> list[str]:
+    """A titled list of at most SECTION_LIMIT rows (only those are formatted), then a count."""
+    if not rows:
         return []
-    shown = items[:SECTION_LIMIT]
-    more = len(items) - len(shown)
+    shown = [show(row) for row in rows[:SECTION_LIMIT]]
+    more = len(rows) - len(shown)
     tail = [turn.text("digest.more", count=more)] if more else []
-    return ["", turn.text(title_key, count=len(items), **params), *shown, *tail]
+    return ["", turn.text(title_key, count=len(rows), **params), *shown, *tail]
 
 
 def _deal(turn: Turn, deal: DealSnapshot) -> str:

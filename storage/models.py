@@ -155,7 +155,11 @@ class AnswerChange(SQLModel, table=True):
     """Append-only history of answers; ``None`` means "no answer" (before or after)."""
 
     __tablename__ = "answer_change"
-    __table_args__ = (Index("ix_answer_change_deal_id_key", "deal_id", "key"),)
+    __table_args__ = (
+        Index("ix_answer_change_deal_id_key", "deal_id", "key"),
+        # Digests ask for each member's latest change.
+        Index("ix_answer_change_changed_by_at", "changed_by", "changed_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     deal_id: int = Field(foreign_key="deal.id", ondelete="CASCADE")
@@ -170,7 +174,10 @@ class StageChange(SQLModel, table=True):
     """Append-only history of a deal's stage and status moves."""
 
     __tablename__ = "stage_change"
-    __table_args__ = (CheckConstraint(_in("kind", STAGE_CHANGE_KINDS), name="kind"),)
+    __table_args__ = (
+        CheckConstraint(_in("kind", STAGE_CHANGE_KINDS), name="kind"),
+        Index("ix_stage_change_changed_by_at", "changed_by", "changed_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     deal_id: int = Field(foreign_key="deal.id", ondelete="CASCADE", index=True)
@@ -288,6 +295,13 @@ class Nudge(SQLModel, table=True):
             sqlite_where=text("state = 'pending'"),
         ),
         Index("ix_nudge_deal_id_kind", "deal_id", "kind"),
+        # Claims left by an instance that died, found without scanning sent rows.
+        Index(
+            "ix_nudge_claimed_at",
+            "claimed_at",
+            postgresql_where=text("state = 'claimed'"),
+            sqlite_where=text("state = 'claimed'"),
+        ),
         # One live nudge per deal, kind and key, even with several instances planning at once.
         Index(
             "uq_nudge_live",

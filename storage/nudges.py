@@ -90,18 +90,19 @@ def claim_due_nudges(
     Returns:
         The claimed rows, oldest due first.
     """
-    due = or_(
-        and_(col(Nudge.state) == "pending", col(Nudge.due_at) <= now),
-        and_(col(Nudge.state) == "claimed", col(Nudge.claimed_at) < now - CLAIM_TIMEOUT),
-    )
-    wanted = (
-        select(Nudge.id)
-        .where(due)
-        .order_by(col(Nudge.due_at))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    ids = list(session.exec(wanted))
+    # Two queries, not one with OR, so each is served by its partial index.
+    due = (col(Nudge.state) == "pending", col(Nudge.due_at) <= now)
+    abandoned = (col(Nudge.state) == "claimed", col(Nudge.claimed_at) < now - CLAIM_TIMEOUT)
+    ids: list[int] = []
+    for conditions, order in ((due, Nudge.due_at), (abandoned, Nudge.claimed_at)):
+        wanted = (
+            select(Nudge.id)
+            .where(*conditions)
+            .order_by(col(order))
+            .limit(limit - len(ids))
+            .with_for_update(skip_locked=True)
+        )
+        ids += list(session.exec(wanted)) if len(ids) < limit else []
     if not ids:
         return []
     session.execute(
