@@ -23,6 +23,7 @@ from bot.ratelimit import TelegramRateLimiter
 from bot.tg.delivery import Delivery
 from bot.tg.incoming import GroupMigrated, RemovedFromGroup, read_update
 from bot.tg.menu import register_commands
+from bot.tg.polling import poll
 from bot.tg.scheduler import Ticker
 from flows.i18n import t
 
@@ -183,4 +184,4 @@ def run(app: App, token: str) -> None:
             allowed_updates=ALLOWED_UPDATES,
         )
     else:
-        application.run_polling(allowed_updates=ALLOWED_UPDATES)
+        asyncio.run(poll(application, ALLOWED_UPDATES))

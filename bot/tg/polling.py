@@ -1,0 +1,66 @@
+"""Long polling that confirms an update to Telegram only after it was handled.
+
+PTB's Updater moves the getUpdates offset as soon as an update is queued, before the handler
+has committed; a bot killed in between would never see that update again. Here the offset
+moves past an update only once ``process_update`` returned, i.e. after the dialog committed,
+so Telegram redelivers anything unhandled and the database refuses what was handled twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from telegram.error import TelegramError
+from telegram.ext import Application
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 10  # how long one getUpdates call waits for updates
+
+
+async def poll(application: Application, allowed_updates: list[str]) -> None:
+    """Run the application on long polling until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await application.initialize()
+    try:
+        await application.post_init(application)
+        await application.bot.delete_webhook()
+        await application.start()
+        offset = await _poll_until(application, stop, allowed_updates)
+        if offset:
+            await application.bot.get_updates(offset=offset, timeout=0)  # confirm the last
+    finally:
+        if application.running:
+            await application.stop()
+            await application.post_stop(application)
+        await application.shutdown()
+
+
+async def _poll_until(application: Application, stop: asyncio.Event, allowed: list[str]) -> int:
+    offset = 0
+    while not stop.is_set():
+        fetch = asyncio.ensure_future(
+            application.bot.get_updates(
+                offset=offset, timeout=POLL_SECONDS, allowed_updates=allowed
+            )
+        )
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not fetch.done():
+            fetch.cancel()
+            break
+        try:
+            updates = fetch.result()
+        except TelegramError:
+            log.exception("getUpdates failed; trying again in a second")
+            await asyncio.sleep(1)
+            continue
+        for update in updates:
+            await application.process_update(update)  # returns once the dialog committed
+            offset = update.update_id + 1
+    return offset
