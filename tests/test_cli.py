@@ -162,10 +162,8 @@ def test_team_create_and_invite_print_a_code_and_link(tmp_path, monkeypatch):
     assert runner.invoke(app, ["team", "invite", "Nobody"]).exit_code == 1
 
 
-def test_digest_now_without_a_token_prints_the_digests_and_saves_charts(tmp_path, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'digest.db'}")
-    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
-    runner = CliRunner()
+def team_with_member(runner: CliRunner, *, telegram_user_id: int, role: str):
+    """Team "Sales East" made with the CLI, one member added; returns the app on its database."""
     runner.invoke(app, ["team", "create", "Sales East"])
     stagecoach = build_app(load_settings())
     with transaction(stagecoach.engine) as session:
@@ -173,13 +171,21 @@ def test_digest_now_without_a_token_prints_the_digests_and_saves_charts(tmp_path
         add_member(
             session,
             team_id=team.id,
-            telegram_user_id=7,
-            display_name="Meg",
-            role="manager",
+            telegram_user_id=telegram_user_id,
+            display_name="Ann",
+            role=role,
             language="en",
             timezone="UTC",
             now=datetime.now(UTC),
         )
+    return stagecoach
+
+
+def test_digest_now_without_a_token_prints_the_digests_and_saves_charts(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'digest.db'}")
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    runner = CliRunner()
+    stagecoach = team_with_member(runner, telegram_user_id=7, role="manager")
     stagecoach.engine.dispose()
     result = runner.invoke(app, ["digest", "--now", "--out", str(tmp_path / "charts")])
     assert result.exit_code == 0, result.output
@@ -190,20 +196,7 @@ def test_digest_now_without_a_token_prints_the_digests_and_saves_charts(tmp_path
 def test_a_removed_member_loses_access_at_once(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'team.db'}")
     runner = CliRunner()
-    runner.invoke(app, ["team", "create", "Sales East"])
-    stagecoach = build_app(load_settings())
-    with transaction(stagecoach.engine) as session:
-        team = get_team_by_name(session, name="Sales East")
-        add_member(
-            session,
-            team_id=team.id,
-            telegram_user_id=77,
-            display_name="Ann",
-            role="rep",
-            language="en",
-            timezone="UTC",
-            now=datetime.now(UTC),
-        )
+    stagecoach = team_with_member(runner, telegram_user_id=77, role="rep")
     result = runner.invoke(app, ["team", "remove", "Sales East", "77"])
     assert result.exit_code == 0, result.output
     assert "(removed)" in runner.invoke(app, ["team", "members", "Sales East"]).output
