@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -49,6 +50,22 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _without_nul(event: Incoming) -> Incoming:
+    """NUL characters mean nothing in a chat, and PostgreSQL refuses them in text columns."""
+
+    def clean(value: str | None) -> str | None:
+        return value.replace("\x00", "") if value else value
+
+    sender = replace(event.sender, name=clean(event.sender.name) or "")
+    return replace(
+        event,
+        sender=sender,
+        text=clean(event.text),
+        button=clean(event.button),
+        chat_title=clean(event.chat_title) or "",
+    )
+
+
 class Dialog:
     def __init__(
         self,
@@ -65,6 +82,7 @@ class Dialog:
 
     def handle(self, event: Incoming) -> Response:
         """Handle one event; never raises: unexpected errors are logged and the member told."""
+        event = _without_nul(event)
         return self._in_transaction(
             lambda session: self._handle(session, event),
             f"an event from user {event.sender.user_id} (button={event.button!r}, "
@@ -298,8 +316,8 @@ def _resume_button(turn: Turn, parts: list[str]) -> bool:
     if len(parts) != 1 or not is_number(parts[0]):
         return False
     deal = deal_for(turn.session, turn.member, int(parts[0]))
-    if deal is None:
-        return False
+    if deal is None or not nudges.is_paused(deal, turn.now.date()):
+        return False  # resumed already (a second tap) or never paused
     pause.resume_button(turn, deal)
     return True
 

@@ -622,3 +622,28 @@ def test_a_removed_member_can_rejoin_with_a_new_invite(team_engine):
     with transaction(team_engine) as session:
         member = get_member_by_telegram_id(session, telegram_user_id=REP)
         assert member.active and member.role == "manager"
+
+
+def test_nul_characters_are_dropped_before_anything_is_stored(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat, customer="Ac\x00me", name="Dea\x00l")
+    chat.say("Head\x00 office")
+    deal, answers = deal_state(team_engine)
+    assert deal.customer == "Acme" and deal.name == "Deal"
+    assert answers["customer_background"] == "Head office"
+
+
+def test_resume_now_works_once(team_engine):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    chat.say("/cancel")
+    chat.say("/pause 1")
+    chat.say("Budget cycle")
+    chat.say("2027-03-01")
+    chat.say("/pause 1")
+    resume = chat.button("Resume now")
+    chat.press_data(resume.data)
+    assert "active again" in plain(chat.last.edited.text)
+    chat.press_data(resume.data)
+    assert chat.last.notice == t("en", "dialog.old_button")
+    assert chat.last.edited is None
