@@ -89,7 +89,7 @@ SEED_DEALS = (
     SeedDeal("A1P", A1, "A", "Paused QQA1PNAME", "QQA1PCUST Ltd"),
     SeedDeal("A1L", A1, "A", "Lost QQA1LNAME", "QQA1LCUST Ltd", status="lost"),
     SeedDeal("A2", A2, "A", "Heron QQA2NAME", "QQA2CUST Ltd"),
-    SeedDeal("R", R, "A", "Owl QQRNAME", "QQRCUST Ltd"),
+    SeedDeal("R", R, "A", "Owl QQRNAME", "QQRCUST Ltd"),  # paused too
     SeedDeal("B1", B1, "B", "Osprey QQB1NAME", "QQB1CUST Ltd"),
 )
 ALL_TOKENS = {token: deal for deal in SEED_DEALS for token in deal.tokens}
@@ -160,7 +160,7 @@ def seed(engine: Engine, now: datetime, *, invites: int = 0) -> Seed:
                     session, deal_id=deal.id, key=key, value=value, member_id=owner, now=now
                 )
             set_deal_attributes(session, deal_id=deal.id, now=now, amount_minor=50_000_000)
-            if spec.key == "A1P":
+            if spec.key in ("A1P", "R"):
                 set_deal_attributes(
                     session,
                     deal_id=deal.id,

@@ -28,7 +28,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from bot.dialog import BUTTONS, COMMANDS
+from bot.dialog import BUTTONS, COMMANDS, Dialog
+from bot.events import Incoming, Sender
+from flows.i18n import t
 from tests.dialog_driver import FIXED_NOW, PLAYBOOK
 from tests.fake_bot_api import BOT_USER, BOT_USERNAME, FakeBotApi
 from tests.intrusion import (
@@ -67,10 +69,6 @@ GROUP_MEMBERS = {
 GROUP_TEAMS = {GA: {"A"}, GB: {"B"}, GX: {"A", "B"}}  # whose managers are in the group
 CHANNEL = -100999
 FIELDS = [f.id for stage in PLAYBOOK.stages for f in stage.fields] + ["@1", "@9", "nope"]
-OTHERS = False  # DEV
-REMOVALS = False  # DEV
-NUL = False  # DEV
-NOT_MODIFIED = False  # DEV
 
 LOOKALIKES = [
     "<b>",
@@ -308,9 +306,6 @@ def acts(draw, cast: tuple[int, ...], forged: st.SearchStrategy[str]) -> Act:
     else:
         text = ""
     steps = draw(scripts()) if kind == "script" else ()
-    if not NUL:
-        text = text.replace("\x00", "")
-        steps = tuple(step.replace("\x00", "") for step in steps)
     return Act(kind, user, where, text, n, m, steps)
 
 
@@ -511,7 +506,7 @@ class Stage:
         if current in self.blocked and choice != 0:
             self.blocked.discard(current)
             self._status(current, "left", "member", act.user)
-        elif current not in self.blocked and choice == 0 and REMOVALS:
+        elif current not in self.blocked and choice == 0:
             self.fake.bot_removed(
                 current, by_user_id=act.user, status=("kicked", "left")[act.m % 2]
             )
@@ -526,7 +521,7 @@ class Stage:
 
     def _chat_to_press_in(self, act: Act, other: bool) -> int | None:
         """The user's private chat, another user's (``other``), or one of the user's groups."""
-        if other and OTHERS:
+        if other:
             chats = sorted({m["chat"]["id"] for m in self.fake.sent()} - {act.user})
             chats = [c for c in chats if c > 0]
             return chats[act.n % len(chats)] if chats else None
@@ -593,8 +588,6 @@ class Stage:
     def _expected(self, rejection) -> bool:
         """Telegram refuses posts to a chat that blocked or removed the bot, or migrated."""
         chat = rejection.params.get("chat_id")
-        if not NOT_MODIFIED and "not modified" in rejection.description:
-            return True
         if rejection.status == 403:
             return chat in self.refusing
         migrated = (rejection.parameters or {}).get("migrate_to_chat_id")
@@ -636,15 +629,18 @@ def stuck(world: TelegramWorld) -> str:
 
 
 async def stop(world: TelegramWorld) -> None:
-    """Stop the bot; if it is stuck, cancel what it waits for so the test can end."""
-    try:
-        await asyncio.wait_for(world.stop(), timeout=20)
-    except TimeoutError:
-        current = asyncio.current_task()
-        tasks = [task for task in asyncio.all_tasks() if task is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    """Stop the bot. If a delivery deadlocked (a bug a test reports), free its chat locks
+    first, so that the Application shuts down and closes its connections."""
+    adapter = world.application.bot_data["adapter"]
+    waited = 0.0
+    while adapter.in_flight and waited < 10:
+        if waited >= 2:
+            for lock in getattr(adapter.delivery, "_locks", {}).values():
+                if lock.locked():
+                    lock.release()
+        await asyncio.sleep(0.1)
+        waited += 0.1
+    await world.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -695,14 +691,102 @@ async def test_random_updates_break_nothing_and_change_only_what_they_may(engine
             await stop(world)
             for logger in loggers:
                 logger.removeHandler(errors)
-    final = snapshot(engine)
-    print(
-        "STATS",
-        stage.updates,
-        {k: len(v) for k, v in final.items()},
-        len(fake.sent()),
-        len(fake.answered_callbacks),
-        sum(1 for m in fake.sent() if m["chat"]["id"] < 0),
-    )
     assert stage.failures == [], stage.failures[0]
     assert stage.updates >= MAX_EXAMPLES * 15
+
+
+# -- what the fuzz found, one by one ----------------------------------------------------------
+
+
+@dataclass
+class Bot:
+    world: TelegramWorld
+    seeded: Seed
+    rejections: list
+    errors: ErrorLog
+
+    @property
+    def fake(self) -> FakeBotApi:
+        return self.world.fake
+
+    def problems(self) -> list[str]:
+        return [f"ERROR {r.name}: {r.getMessage()[:300]}" for r in self.errors.records] + [
+            f"rejected: {r}" for r in self.rejections
+        ]
+
+
+@pytest.fixture
+async def bot(engine):
+    errors = ErrorLog()
+    loggers = [logging.getLogger(name) for name in ("bot", "telegram")]
+    for logger in loggers:
+        logger.addHandler(errors)
+    async with FakeBotApi(rate_limits=False) as fake:
+        rejections = watch_rejections(fake)
+        seeded = seed(engine, FIXED_NOW, invites=2)
+        for chat, title in GROUP_TITLES.items():
+            fake.register_chat(chat, "group", title)
+        world = await TelegramWorld(fake, engine, limiter=None).start()
+        try:
+            yield Bot(world, seeded, rejections, errors)
+        finally:
+            await stop(world)
+            for logger in loggers:
+                logger.removeHandler(errors)
+
+
+async def test_the_bot_removed_from_a_group_while_it_answers_there_keeps_working(bot):
+    """A 403 for a group reply must not deadlock the chat's delivery lock."""
+    bot.fake.group_message(GX, AM, "/help")  # a member's command: the bot answers in the group
+    bot.fake.bot_removed(GX, by_user_id=AM)  # ... but is removed before the answer goes out
+    bot.fake.user_message(A1, "/help")
+    await bot.fake.wait_for(lambda: bot.world.texts(A1), timeout=10)
+    await bot.world.settle()
+    assert [p for p in bot.problems() if "403" not in p] == []
+
+
+async def test_a_button_pressed_under_someone_elses_message_shows_them_nothing(bot):
+    """A callback whose message is in another user's private chat (only a forged update can
+    say so) must not answer into that chat."""
+    await bot.world.say(A1, "/help")
+    message = bot.fake.sent(A1)[-1]
+    for verb in ("g", "u", "e"):
+        data = f"d:{verb}:{bot.seeded.deal['B1']}"
+        bot.fake.callback(B1, data, message["message_id"], chat_id=A1)
+    await bot.world.settle()
+    texts = [m.get("text", "") for m in bot.fake.sent(A1)]
+    assert [text for text in texts if "QQB1" in text] == []
+    assert bot.problems() == []
+
+
+async def test_a_double_tapped_resume_button_edits_its_message_once(bot):
+    """The second tap of "Resume now" arrives before the first one's edit removed the button."""
+    await bot.world.say(A1, f"/pause {bot.seeded.number['A1P']}")
+    message, button = bot.world.find_button(A1, "Resume now")
+    for _ in range(2):
+        bot.fake.callback(A1, button["callback_data"], message["message_id"])
+    await bot.world.settle()
+    assert bot.problems() == []
+
+
+def test_nul_characters_in_names_and_answers_are_no_error(engine, caplog):
+    """Telegram text may hold U+0000, which PostgreSQL text and JSONB cannot store."""
+    seeded = seed(engine, FIXED_NOW, invites=1)
+    dialog = Dialog(engine, PLAYBOOK, clock=lambda: FIXED_NOW)
+
+    def say(user: int, text: str, name: str = "Ann") -> list[str]:
+        sender = Sender(user_id=user, name=name, language_code="en")
+        return [reply.text for reply in dialog.handle(Incoming(sender, text=text)).replies]
+
+    number = seeded.number["A1"]
+    with caplog.at_level(logging.ERROR):
+        said = [
+            *say(A1, "/new"),
+            *say(A1, "Acme\x00 Bank"),
+            *say(A1, "Training\x00 2027"),
+            *say(A1, f"/update {number} customer_background"),
+            *say(A1, "Head\x00office"),
+            *say(3101, f"/start {seeded.invites[0]}", name="Zoë\x00"),
+        ]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert t("en", "dialog.error") not in said

@@ -108,7 +108,7 @@ def command_cases(s: Seed) -> list[Case]:
         "back": [""],
         "cancel": [""],
         "lang": ["", "en", "../../etc"],
-        "tz": ["", "Europe/Berlin", "../../etc"],
+        "tz": ["", "Europe/Berlin", "../../etc/passwd", "UTC" * 30],
         "invite": ["", "manager", "admin"],
         "pause": ["", *refs, "qqa1pna"],
         "digest": [""],
@@ -133,7 +133,6 @@ def button_cases(s: Seed, victim_seq: int) -> list[Case]:
         "x": [f"x:{a1}:1:2"],
         "r": [f"r:{request}:1", f"r:{request}:0"],
         "n": [f"n:{nudge}:1", f"n:{nudge}:7", f"n:{nudge}:x"],
-        "p": [f"p:{a1}"],
     }
     cases = [Case("button", kind, d) for kind, values in data.items() for d in values]
     cases += [Case("button", "p", f"p:{paused}", "A1P"), Case("button", "p", f"p:{former}", "R")]

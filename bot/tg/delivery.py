@@ -50,13 +50,14 @@ class Delivery:
         """Answer the button press, rewrite its message, then send every reply."""
         own = [r for r in response.replies if (r.chat_id or chat_id) == chat_id]
         others = [r for r in response.replies if (r.chat_id or chat_id) != chat_id]
-        async with self._lock(chat_id):
-            if query is not None:
-                await self._answer_query(query, response.notice)
-                if response.edited is not None:
-                    await self._edit(query, response.edited)
-            for reply in own:
-                await self._send(reply, chat_id)
+        if query is not None or own:  # lock only a chat that gets something (no re-entry)
+            async with self._lock(chat_id):
+                if query is not None:
+                    await self._answer_query(query, response.notice)
+                    if response.edited is not None:
+                        await self._edit(query, response.edited)
+                for reply in own:
+                    await self._send(reply, chat_id)
         for reply in others:
             await self.send(reply, reply.chat_id)
 

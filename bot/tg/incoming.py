@@ -57,6 +57,8 @@ def _button(update: Update) -> Incoming | None:
     message = query.message
     if message is None or message.chat.type != "private" or query.data is None:
         return None
+    if message.chat.id != query.from_user.id:
+        return None  # a private chat is the presser's own; anything else is forged
     return Incoming(
         _sender(query.from_user),
         button=query.data,
