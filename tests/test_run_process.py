@@ -3,6 +3,7 @@ request, and neither the token nor the secret ever reaches the log."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
@@ -78,6 +79,22 @@ def seed_member(tmp_path: Path, user_id: int) -> None:
     engine.dispose()
 
 
+async def wait_until_listening(port: int, timeout: float = 30) -> None:
+    """PTB calls setWebhook before its server listens (as Telegram retries, so may we)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+
+
 async def test_webhook_process_refuses_bad_secrets_and_keeps_secrets_out_of_logs(tmp_path, fake):
     port = free_port()
     seed_member(tmp_path, 1001)
@@ -85,6 +102,7 @@ async def test_webhook_process_refuses_bad_secrets_and_keeps_secrets_out_of_logs
     try:
         await fake.wait_for(lambda: fake.webhook is not None, timeout=30)
         assert fake.webhook["secret_token"] == SECRET
+        await wait_until_listening(port)
         url = f"http://127.0.0.1:{port}/hook"
         for secret in (None, "wrong"):
             assert await fake.post_webhook(url, private_update(1, 1001, "/new"), secret) == 403
