@@ -11,6 +11,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -23,19 +24,20 @@ from bot.turn import DialogConfig, Html, Turn, member_now
 from flows import engine as flow
 from flows.playbook import Playbook
 from flows.schedule import at_local, is_quiet, quiet_until, reminder_times, start_of_day
-from storage.answers import get_answers
 from storage.db import transaction
-from storage.deals import get_deal, set_deal_attributes
-from storage.models import Deal, Nudge
+from storage.deals import set_deal_attributes
+from storage.models import Deal, Member, Nudge
 from storage.nudges import (
+    answers_by_deal,
     claim_due_nudges,
-    count_sent_since,
+    count_sent_since_each,
+    deals_by_id,
     finish_nudges,
+    members_by_id,
     postpone_nudges,
     schedule_nudge,
     stale_deals,
 )
-from storage.teams import get_member
 from storage.updates import forget_old_updates
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,30 @@ class Batch:
     chat_id: int
     reply: Reply
     nudge_ids: list[int] = field(default_factory=list)
+    # The sent nudges that change something once delivered (kinds resume and date).
+    follow_ups: list[Nudge] = field(default_factory=list)
+
+
+@dataclass
+class _Loaded:
+    """What the claimed nudges refer to, loaded for all reps at once (a few IN queries)."""
+
+    members: dict[int, Member]
+    deals: dict[int, Deal]
+    answers: dict[int, dict[str, Any]]
+    sent_today: dict[int, int]  # by member, counted from their local midnight
+
+
+@dataclass
+class _Plan:
+    """What becomes of one rep's claimed nudges: a message, rows dropped, rows due later."""
+
+    batch: Batch | None = None
+    dropped: list[int] = field(default_factory=list)
+    later: dict[datetime, list[int]] = field(default_factory=lambda: defaultdict(list))
+
+
+FOLLOW_UP_KINDS = ("resume", "date")
 
 
 class NudgeRunner:
@@ -80,34 +106,22 @@ class NudgeRunner:
         return len(deals)
 
     def due(self, now: datetime) -> list[Batch]:
-        """Claim the due nudges and turn them into one message per rep (or postpone them)."""
+        """Claim the due nudges and turn them into one message per rep (or postpone them).
+
+        One transaction and a few queries for all reps: the claim, the rows the nudges refer
+        to, then every rep's drops and postponements together (the cost of a tick must not
+        grow with a query per nudge).
+        """
         with transaction(self.engine) as session:
             claimed = claim_due_nudges(session, now=now, instance=self.instance)
-        if not claimed:
-            return []
-        by_member: dict[int, list[Nudge]] = defaultdict(list)
-        for nudge in claimed:
-            by_member[nudge.member_id].append(nudge)
-        batches = []
-        for member_id, nudges in by_member.items():
-            batch = self._isolated_batch(member_id, nudges, now)
-            if batch is not None:
-                batches.append(batch)
-        return batches
-
-    def _isolated_batch(self, member_id: int, nudges: list[Nudge], now: datetime) -> Batch | None:
-        """One rep's batch in its own transaction: one bad row must not stop everyone's."""
-        try:
-            with transaction(self.engine) as session:
-                return self._batch_for(session, member_id, nudges, now)
-        except Exception:
-            log.exception("could not prepare the nudges of member %s; retrying later", member_id)
-            with transaction(self.engine) as session:
-                ids = [n.id for n in nudges]
-                postpone_nudges(
-                    session, ids=ids, due_at=now + RETRY_AFTER_FAILURE * 12, instance=self.instance
-                )
-            return None
+            if not claimed:
+                return []
+            by_member: dict[int, list[Nudge]] = defaultdict(list)
+            for nudge in claimed:
+                by_member[nudge.member_id].append(nudge)
+            plans = self._plans(session, by_member, now)
+            self._record(session, plans)
+        return [plan.batch for plan in plans if plan.batch is not None]
 
     def delivered(self, batch: Batch, outcome: Outcome, now: datetime) -> None:
         """Record a batch as sent, drop it (the rep blocked the bot), or retry it later."""
@@ -126,50 +140,100 @@ class NudgeRunner:
             finish_nudges(
                 session, ids=batch.nudge_ids, state="sent", instance=self.instance, now=now
             )
-            for nudge_id in batch.nudge_ids:
-                self._after_sent(session, session.get(Nudge, nudge_id), now)
+            if batch.follow_ups:
+                self._after_sent(session, batch.follow_ups, now)
+
+    # -- all reps' nudges ---------------------------------------------------------------------
+
+    def _plans(
+        self, session: Session, by_member: dict[int, list[Nudge]], now: datetime
+    ) -> list[_Plan]:
+        """Every rep's plan; a row that cannot be loaded only holds back its own rep's nudges."""
+        try:
+            with session.begin_nested():
+                loaded = self._load(session, by_member, now)
+        except Exception:
+            if len(by_member) == 1:
+                [nudges] = by_member.values()
+                log.exception("could not load the nudges of member %s", nudges[0].member_id)
+                return [self._retry_later(nudges, now)]
+            log.exception("could not load the due nudges together; loading them rep by rep")
+            return [self._plans(session, {m: ns}, now)[0] for m, ns in by_member.items()]
+        return [self._isolated_plan(session, loaded, ns, now) for ns in by_member.values()]
+
+    def _load(self, session: Session, by_member: dict[int, list[Nudge]], now: datetime) -> _Loaded:
+        members = members_by_id(session, ids=by_member)
+        deals = deals_by_id(session, ids={n.deal_id for ns in by_member.values() for n in ns})
+        midnights = {m.id: start_of_day(member_now(now, m)) for m in members.values() if m.active}
+        return _Loaded(
+            members=members,
+            deals=deals,
+            answers=answers_by_deal(session, deal_ids=deals),
+            sent_today=count_sent_since_each(session, since=midnights),
+        )
+
+    def _isolated_plan(
+        self, session: Session, loaded: _Loaded, nudges: list[Nudge], now: datetime
+    ) -> _Plan:
+        """One rep's plan (no SQL): one bad row must not stop everyone's nudges."""
+        try:
+            return self._plan_for(session, loaded, nudges, now)
+        except Exception:
+            log.exception("could not prepare the nudges of member %s", nudges[0].member_id)
+            return self._retry_later(nudges, now)
+
+    def _retry_later(self, nudges: list[Nudge], now: datetime) -> _Plan:
+        plan = _Plan()
+        plan.later[now + RETRY_AFTER_FAILURE * 12] = [n.id for n in nudges]
+        return plan
+
+    def _record(self, session: Session, plans: list[_Plan]) -> None:
+        """Every rep's drops in one statement, postponements in one per due time."""
+        dropped = [i for plan in plans for i in plan.dropped]
+        finish_nudges(session, ids=dropped, state="dropped", instance=self.instance)
+        later: dict[datetime, list[int]] = defaultdict(list)
+        for plan in plans:
+            for due_at, ids in plan.later.items():
+                later[due_at] += ids
+        for due_at, ids in later.items():
+            postpone_nudges(session, ids=ids, due_at=due_at, instance=self.instance)
 
     # -- one rep's nudges ---------------------------------------------------------------------
 
-    def _batch_for(
-        self, session: Session, member_id: int, nudges: list[Nudge], now: datetime
-    ) -> Batch | None:
-        member = get_member(session, member_id=member_id)
-        ids = [n.id for n in nudges]
+    def _plan_for(
+        self, session: Session, loaded: _Loaded, nudges: list[Nudge], now: datetime
+    ) -> _Plan:
+        plan = _Plan()
+        member = loaded.members.get(nudges[0].member_id)
         if member is None or not member.active:
-            finish_nudges(session, ids=ids, state="dropped", instance=self.instance)
-            return None
+            plan.dropped = [n.id for n in nudges]
+            return plan
         local = member_now(now, member)
         policy = self.config.nudges
         if is_quiet(local, policy):
-            postpone_nudges(
-                session, ids=ids, due_at=quiet_until(local, policy), instance=self.instance
-            )
-            return None
-        wanted = [(n, d) for n in nudges if (d := self._still_wanted(session, n, local))]
+            plan.later[quiet_until(local, policy)] = [n.id for n in nudges]
+            return plan
+        wanted = [(n, d) for n in nudges if (d := self._still_wanted(loaded, n, local))]
         kept = {n.id for n, _ in wanted}
-        finish_nudges(
-            session, ids=[i for i in ids if i not in kept], state="dropped", instance=self.instance
-        )
-        room = policy.daily_cap - count_sent_since(
-            session, member_id=member_id, since=start_of_day(local)
-        )
-        sending, later = wanted[: max(room, 0)], wanted[max(room, 0) :]
+        plan.dropped = [n.id for n in nudges if n.id not in kept]
+        room = max(policy.daily_cap - loaded.sent_today[member.id], 0)
+        sending, later = wanted[:room], wanted[room:]
         if later:
             tomorrow = at_local(local.date() + timedelta(days=1), policy.morning, local)
-            postpone_nudges(
-                session, ids=[n.id for n, _ in later], due_at=tomorrow, instance=self.instance
+            plan.later[tomorrow] = [n.id for n, _ in later]
+        if sending:
+            turn = Turn(session, member, ConversationState(), self.playbook, local, self.config)
+            plan.batch = Batch(
+                member.telegram_user_id,
+                self._message(turn, loaded.answers, sending),
+                [n.id for n, _ in sending],
+                [n for n, _ in sending if n.kind in FOLLOW_UP_KINDS],
             )
-        if not sending:
-            return None
-        turn = Turn(session, member, ConversationState(), self.playbook, local, self.config)
-        return Batch(
-            member.telegram_user_id, self._message(turn, sending), [n.id for n, _ in sending]
-        )
+        return plan
 
-    def _still_wanted(self, session: Session, nudge: Nudge, local: datetime) -> Deal | None:
+    def _still_wanted(self, loaded: _Loaded, nudge: Nudge, local: datetime) -> Deal | None:
         """The nudge's deal if the nudge still makes sense (a gap closed before it fired: no)."""
-        deal = get_deal(session, deal_id=nudge.deal_id)
+        deal = loaded.deals.get(nudge.deal_id)
         if deal is None or deal.status != "open" or not self._knows_stage(deal):
             return None
         today = local.date()
@@ -177,60 +241,73 @@ class NudgeRunner:
             return deal
         if nudge.kind in ("gap", "stale") and is_paused(deal, today):
             return None
+        answers = loaded.answers[deal.id]
         if nudge.kind == "gap":
-            answers = get_answers(session, deal_id=deal.id)
             return None if flow.gap_report(self.playbook, deal.stage_id, answers).closed else deal
         if nudge.kind == "stale":
             days = self.playbook.stage(deal.stage_id).stale_after_days
             return deal if deal.updated_at < local - timedelta(days=days) else None
-        due = self._reminded_date(session, nudge, deal)
+        due = self._reminded_date(nudge, answers)
         return deal if due is not None and due >= today else None
 
     def _knows_stage(self, deal: Deal) -> bool:
         """False for a deal at a stage the team's playbook no longer has."""
         return any(stage.id == deal.stage_id for stage in self.playbook.stages)
 
-    def _reminded_date(self, session: Session, nudge: Nudge, deal: Deal) -> date | None:
+    def _reminded_date(self, nudge: Nudge, answers: dict[str, Any]) -> date | None:
         try:
             spec = self.playbook.field(nudge.key)
         except KeyError:
             return None
-        return reminder_date(spec, get_answers(session, deal_id=deal.id).get(nudge.key))
+        return reminder_date(spec, answers.get(nudge.key))
 
-    def _after_sent(self, session: Session, nudge: Nudge, now: datetime) -> None:
+    # -- after sending ------------------------------------------------------------------------
+
+    def _after_sent(self, session: Session, nudges: list[Nudge], now: datetime) -> None:
         """A resume nudge ends the pause; a date reminder plans the next one before the date."""
-        deal = get_deal(session, deal_id=nudge.deal_id)
-        member = get_member(session, member_id=nudge.member_id)
-        if deal is None or member is None:
-            return
-        if nudge.kind == "resume":
-            set_deal_attributes(
-                session, deal_id=deal.id, now=now, paused_until=None, pause_reason=None
-            )
-        elif nudge.kind == "date":
-            due = self._reminded_date(session, nudge, deal)
-            if due is None:
-                return
-            policy = reminder_policy(self.config.nudges, self.playbook.field(nudge.key))
-            later = reminder_times(due, member_now(now, member), policy)
-            if later:
-                schedule_nudge(
-                    session,
-                    member_id=member.id,
-                    deal_id=deal.id,
-                    kind="date",
-                    key=nudge.key,
-                    due_at=later[0],
-                    now=now,
+        deals = deals_by_id(session, ids={n.deal_id for n in nudges})
+        members = members_by_id(session, ids={n.member_id for n in nudges})
+        dated = [n.deal_id for n in nudges if n.kind == "date"]
+        answers = answers_by_deal(session, deal_ids=dated) if dated else {}
+        for nudge in nudges:
+            deal, member = deals.get(nudge.deal_id), members.get(nudge.member_id)
+            if deal is None or member is None:
+                continue
+            if nudge.kind == "resume":
+                set_deal_attributes(
+                    session, deal_id=deal.id, now=now, paused_until=None, pause_reason=None
                 )
+            elif nudge.kind == "date":
+                self._next_reminder(session, nudge, answers[deal.id], member, now)
+
+    def _next_reminder(
+        self, session: Session, nudge: Nudge, answers: dict[str, Any], member: Member, now: datetime
+    ) -> None:
+        due = self._reminded_date(nudge, answers)
+        if due is None:
+            return
+        policy = reminder_policy(self.config.nudges, self.playbook.field(nudge.key))
+        later = reminder_times(due, member_now(now, member), policy)
+        if later:
+            schedule_nudge(
+                session,
+                member_id=member.id,
+                deal_id=nudge.deal_id,
+                kind="date",
+                key=nudge.key,
+                due_at=later[0],
+                now=now,
+            )
 
     # -- the message ---------------------------------------------------------------------------
 
-    def _message(self, turn: Turn, items: list[tuple[Nudge, Deal]]) -> Reply:
+    def _message(
+        self, turn: Turn, answers: dict[int, dict[str, Any]], items: list[tuple[Nudge, Deal]]
+    ) -> Reply:
         lines = [turn.text("nudge.title")]
         buttons: list[list[Button]] = []
         for nudge, deal in items:
-            lines.append(self._line(turn, nudge, deal))
+            lines.append(self._line(turn, nudge, deal, answers[deal.id]))
             n = {"number": deal.number}
             buttons.append(
                 [
@@ -246,29 +323,28 @@ class NudgeRunner:
             )
         return Reply(render.join(lines), tuple(tuple(row) for row in buttons))
 
-    def _open(self, turn: Turn, deal: Deal) -> str:
+    def _open(self, turn: Turn, deal: Deal, answers: dict[str, Any]) -> str:
         """What is still open at the deal's stage: a count and the first gap."""
-        answers = get_answers(turn.session, deal_id=deal.id)
         report = flow.gap_report(self.playbook, deal.stage_id, answers)
         if report.closed:
             return ""
         first = render.gap_lines(turn, report)[0].lstrip("•☐ ")
         return " " + turn.text("nudge.open", count=report.open_count, first=Html(first))
 
-    def _line(self, turn: Turn, nudge: Nudge, deal: Deal) -> str:
+    def _line(self, turn: Turn, nudge: Nudge, deal: Deal, answers: dict[str, Any]) -> str:
         title = render.deal_title(turn, deal)
         stage = render.stage_name(turn, deal.stage_id)
         if nudge.kind == "gap":
-            return turn.text("nudge.gap", deal=title, stage=stage) + self._open(turn, deal)
+            return turn.text("nudge.gap", deal=title, stage=stage) + self._open(turn, deal, answers)
         if nudge.kind == "stale":
             days = (turn.now - deal.updated_at).days
             line = turn.text("nudge.stale", deal=title, stage=stage, days=days)
-            return line + self._open(turn, deal)
+            return line + self._open(turn, deal, answers)
         if nudge.kind == "resume":
             line = turn.text("nudge.resume", deal=title, reason=deal.pause_reason or "")
-            return line + self._open(turn, deal)
+            return line + self._open(turn, deal, answers)
         spec = self.playbook.field(nudge.key)
-        due = self._reminded_date(turn.session, nudge, deal)
+        due = self._reminded_date(nudge, answers)
         days = (due - turn.now.date()).days
         return turn.text(
             "nudge.date" if days > 1 else "nudge.date_soon",

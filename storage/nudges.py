@@ -7,14 +7,16 @@ writer at a time, which gives the same guarantee there.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.models import Deal, Member, Nudge, NudgeMute
+from storage.models import Answer, Deal, Member, Nudge, NudgeMute
 
 # A claim older than this belongs to an instance that died while sending: take it over.
 CLAIM_TIMEOUT = timedelta(minutes=10)
@@ -151,12 +153,55 @@ def postpone_nudges(
         )
 
 
-def count_sent_since(session: Session, *, member_id: int, since: datetime) -> int:
-    """Nudges already sent to a member since a time (their local midnight, for the cap)."""
-    statement = select(func.count(col(Nudge.id))).where(
-        Nudge.member_id == member_id, Nudge.state == "sent", col(Nudge.sent_at) >= since
+def count_sent_since_each(session: Session, *, since: dict[int, datetime]) -> dict[int, int]:
+    """Nudges already sent to each member since their own time (their local midnight, for the cap).
+
+    One query per distinct time, not per member: reps in one time zone share their midnight.
+    """
+    members_at: dict[datetime, list[int]] = defaultdict(list)
+    for member_id, moment in since.items():
+        members_at[moment].append(member_id)
+    counts = dict.fromkeys(since, 0)
+    for moment, member_ids in members_at.items():
+        statement = (
+            select(Nudge.member_id, func.count(col(Nudge.id)))
+            .where(
+                col(Nudge.member_id).in_(member_ids),
+                Nudge.state == "sent",
+                col(Nudge.sent_at) >= moment,
+            )
+            .group_by(col(Nudge.member_id))
+        )
+        counts.update(session.exec(statement).all())
+    return counts
+
+
+def members_by_id(session: Session, *, ids: Iterable[int]) -> dict[int, Member]:
+    """The members with these ids (active or not), in one query."""
+    statement = select(Member).where(col(Member.id).in_(set(ids)))
+    return {member.id: member for member in session.exec(statement)}
+
+
+def deals_by_id(session: Session, *, ids: Iterable[int]) -> dict[int, Deal]:
+    """The deals with these ids, in one query."""
+    statement = select(Deal).where(col(Deal.id).in_(set(ids)))
+    return {deal.id: deal for deal in session.exec(statement)}
+
+
+def answers_by_deal(session: Session, *, deal_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Each deal's answers by key, as ``get_answers`` returns them, in one query.
+
+    Columns, not rows: the values are fresh copies, so mutating them changes nothing stored.
+    """
+    answers: dict[int, dict[str, Any]] = {deal_id: {} for deal_id in deal_ids}
+    statement = (
+        select(Answer.deal_id, Answer.key, Answer.value)
+        .where(col(Answer.deal_id).in_(list(answers)))
+        .order_by(col(Answer.id))
     )
-    return session.exec(statement).one()
+    for deal_id, key, value in session.exec(statement):
+        answers[deal_id][key] = value
+    return answers
 
 
 def get_nudge(session: Session, *, nudge_id: int) -> Nudge | None:
