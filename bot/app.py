@@ -25,7 +25,8 @@ def build_app(settings: Settings | None = None) -> App:
     """Load settings and the playbook, open and migrate the database."""
     settings = settings or load_settings()
     playbook = load_playbook(settings.playbook.path or None)
-    engine = make_engine(settings.database.url)
+    database = settings.database
+    engine = make_engine(database.url, sqlite_synchronous=database.sqlite_synchronous)
     upgrade(engine)
     config = DialogConfig(
         language=settings.defaults.language,

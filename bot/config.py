@@ -27,6 +27,9 @@ class _Section(BaseModel):
 
 class DatabaseSettings(_Section):
     url: str = Field("sqlite:///data/stagecoach.db", description="SQLAlchemy database URL")
+    sqlite_synchronous: Literal["normal", "full"] = Field(
+        "normal", description="SQLite only: full also survives power cuts, one fsync per commit"
+    )
 
 
 class PlaybookSettings(_Section):

@@ -68,6 +68,8 @@ def _link(session: Session, event: Incoming, member: Member, lang: str, now: dat
 
 def announce(turn: Turn) -> None:
     """Tell the team's group about this turn's stage changes, one short message each."""
+    if not turn.response.events:
+        return
     group = get_team_group(turn.session, team_id=turn.member.team_id)
     if group is None:
         return

@@ -69,7 +69,7 @@ def ask_next(turn: Turn, deal: Deal) -> None:
     stage_id = deal.stage_id
     question = engine.next_question(turn.playbook, stage_id, answers, passed=state.passed)
     if question is not None:
-        return ask(turn, deal, question)
+        return ask(turn, deal, question, answers)
     if state.run == QUALIFY:
         return _open_qualified_deal(turn, deal, answers)
     finish_run(turn, deal, answers)
@@ -81,13 +81,17 @@ def finish_run(turn: Turn, deal: Deal, answers: dict[str, Any]) -> None:
     turn.say(render.summary_card(turn, deal, answers))
 
 
-def ask(turn: Turn, deal: Deal, question: Question) -> None:
-    """Put one question to the member and remember it as the open one."""
+def ask(turn: Turn, deal: Deal, question: Question, answers: dict[str, Any] | None = None) -> None:
+    """Put one question to the member and remember it as the open one.
+
+    ``answers`` are the deal's current answers when the caller has just loaded them.
+    """
     state = turn.state
     state.mode, state.key, state.seq = QUESTION, question.key, state.seq + 1
     if not state.history or state.history[-1] != question.key:
         state.history.append(question.key)
-    answers = get_answers(turn.session, deal_id=deal.id)
+    if answers is None:
+        answers = get_answers(turn.session, deal_id=deal.id)
     spec = question.spec
     if spec is not None and spec.type == "stakeholder":
         people = answers.get(spec.id) or []

@@ -112,7 +112,8 @@ def _team_or_exit(session, name: str):
 
 
 def _engine(ctx: typer.Context):
-    engine = make_engine(_settings(ctx).database.url)
+    database = _settings(ctx).database
+    engine = make_engine(database.url, sqlite_synchronous=database.sqlite_synchronous)
     upgrade(engine)
     return engine
 

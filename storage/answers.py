@@ -23,8 +23,12 @@ def get_answers(session: Session, *, deal_id: int) -> dict[str, Any]:
     Returns:
         The JSON values by field/checklist id; empty for an unknown deal.
     """
-    statement = select(Answer).where(Answer.deal_id == deal_id).order_by(col(Answer.id))
-    return {answer.key: copy.deepcopy(answer.value) for answer in session.exec(statement)}
+    # Columns, not ORM objects: each value is decoded afresh from its JSON (so it is already a
+    # copy), and the hot path of every question skips the identity map.
+    statement = (
+        select(Answer.key, Answer.value).where(Answer.deal_id == deal_id).order_by(col(Answer.id))
+    )
+    return dict(session.exec(statement).all())
 
 
 def save_answer(

@@ -16,9 +16,10 @@ from sqlmodel import Session
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _SQLITE_PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=5000")
+SQLITE_SYNCHRONOUS = ("normal", "full")
 
 
-def make_engine(url: str, **engine_kwargs: Any) -> Engine:
+def make_engine(url: str, *, sqlite_synchronous: str = "normal", **engine_kwargs: Any) -> Engine:
     """Create an engine for a SQLite or PostgreSQL URL.
 
     SQLite: the parent folder of a file database is created and every connection gets WAL
@@ -27,6 +28,9 @@ def make_engine(url: str, **engine_kwargs: Any) -> Engine:
 
     Args:
         url: A SQLAlchemy database URL.
+        sqlite_synchronous: ``normal`` (WAL's usual setting: a commit survives the process
+            dying at any moment, and no fsync waits on each commit) or ``full`` (a commit also
+            survives a power cut or an OS crash, at the price of an fsync per commit).
         **engine_kwargs: Extra arguments for ``sqlalchemy.create_engine`` (e.g. ``connect_args``).
 
     Returns:
@@ -40,8 +44,11 @@ def make_engine(url: str, **engine_kwargs: Any) -> Engine:
         return create_engine(parsed, **engine_kwargs)
     if parsed.get_backend_name() == "sqlite":
         _make_sqlite_folder(parsed)
+        if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+            raise ValueError(f"sqlite_synchronous must be one of {SQLITE_SYNCHRONOUS}")
+        pragmas = (*_SQLITE_PRAGMAS, f"synchronous={sqlite_synchronous.upper()}")
         engine = create_engine(parsed, **engine_kwargs)
-        event.listen(engine, "connect", _set_sqlite_pragmas)
+        event.listen(engine, "connect", lambda conn, _record: _set_sqlite_pragmas(conn, pragmas))
         event.listen(engine, "begin", _begin_sqlite)
         return engine
     return create_engine(parsed, **engine_kwargs)
@@ -53,13 +60,13 @@ def _make_sqlite_folder(url: URL) -> None:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
+def _set_sqlite_pragmas(dbapi_connection: Any, pragmas: tuple[str, ...]) -> None:
     # pysqlite opens transactions lazily and not before a SAVEPOINT, so a nested transaction
     # would commit on its own. Turn that off and begin transactions ourselves (_begin_sqlite).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        for pragma in _SQLITE_PRAGMAS:
+        for pragma in pragmas:
             cursor.execute(f"PRAGMA {pragma}")
     finally:
         cursor.close()

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from storage.models import ProcessedUpdate
 
 # Telegram redelivers an update for at most a day; older ids can go.
 KEEP_FOR = timedelta(days=2)
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def claim_update(session: Session, *, update_id: int, now: datetime) -> bool:
@@ -23,14 +24,16 @@ def claim_update(session: Session, *, update_id: int, now: datetime) -> bool:
     Returns:
         False if the update was handled already.
     """
-    if session.get(ProcessedUpdate, update_id) is not None:
-        return False
-    try:
-        with session.begin_nested():
-            session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
-    except IntegrityError:
-        return False  # another instance claimed it at the same moment
-    return True
+    insert = _INSERTS[session.get_bind().dialect.name]
+    # One statement: a concurrent claim by another instance waits for its transaction and
+    # then inserts nothing (PostgreSQL), so exactly one instance sees a row inserted.
+    statement = (
+        insert(ProcessedUpdate)
+        .values(update_id=update_id, processed_at=now)
+        .on_conflict_do_nothing(index_elements=["update_id"])
+        .returning(ProcessedUpdate.update_id)
+    )
+    return session.execute(statement).first() is not None
 
 
 def forget_old_updates(session: Session, *, now: datetime) -> int:

@@ -69,6 +69,16 @@ def test_sqlite_journal_mode_is_wal_with_foreign_keys(sqlite_engine: Engine) -> 
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+
+
+def test_sqlite_can_flush_every_commit_to_disk(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'full.db'}", sqlite_synchronous="full")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    engine.dispose()
+    with pytest.raises(ValueError, match="sqlite_synchronous"):
+        make_engine("sqlite://", sqlite_synchronous="off")
 
 
 def test_sqlite_enforces_foreign_keys(sqlite_session: Session) -> None:
