@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, update
+from sqlalchemy import and_, bindparam, exists, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -122,6 +122,21 @@ def claim_due_nudges(
     return list(session.exec(statement))
 
 
+# Built once, in Core on the table: these run once per batch sent, and building an ORM
+# statement each time cost more than running it (no session state to synchronise anyway).
+_NUDGE = Nudge.__table__
+_MINE = (
+    _NUDGE.c.id.in_(bindparam("ids", expanding=True)),
+    _NUDGE.c.claimed_by == bindparam("instance"),
+)
+_FINISH = update(_NUDGE).where(*_MINE).values(state=bindparam("state"), sent_at=bindparam("at"))
+_POSTPONE = (
+    update(_NUDGE)
+    .where(*_MINE)
+    .values(state="pending", due_at=bindparam("due_at"), claimed_by=None, claimed_at=None)
+)
+
+
 def finish_nudges(
     session: Session,
     *,
@@ -132,12 +147,8 @@ def finish_nudges(
 ) -> None:
     """Mark nudges this instance claimed as sent (``now`` = when) or dropped."""
     if ids:
-        session.execute(
-            update(Nudge)
-            .where(col(Nudge.id).in_(list(ids)), col(Nudge.claimed_by) == instance)
-            .values(state=state, sent_at=now if state == "sent" else None)
-            .execution_options(synchronize_session=False)
-        )
+        at = now if state == "sent" else None
+        session.execute(_FINISH, {"ids": list(ids), "instance": instance, "state": state, "at": at})
 
 
 def postpone_nudges(
@@ -145,12 +156,7 @@ def postpone_nudges(
 ) -> None:
     """Give nudges this instance claimed back, due later (quiet hours, the daily cap)."""
     if ids:
-        session.execute(
-            update(Nudge)
-            .where(col(Nudge.id).in_(list(ids)), col(Nudge.claimed_by) == instance)
-            .values(state="pending", due_at=due_at, claimed_by=None, claimed_at=None)
-            .execution_options(synchronize_session=False)
-        )
+        session.execute(_POSTPONE, {"ids": list(ids), "instance": instance, "due_at": due_at})
 
 
 def count_sent_since_each(session: Session, *, since: dict[int, datetime]) -> dict[int, int]:
