@@ -1,0 +1,188 @@
+"""NudgeRunner on its own: a tick's queries do not grow with its nudges, and one rep's bad row
+holds back only that rep's nudges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, event, text, update
+from sqlmodel import Session, col, select
+
+from bot.events import Outcome
+from bot.nudge_runner import NudgeRunner
+from bot.turn import DialogConfig
+from flows.playbook import load_playbook
+from storage.answers import save_answer
+from storage.db import transaction
+from storage.deals import set_deal_attributes
+from storage.models import Answer, Deal, Nudge
+from storage.nudges import count_sent_since_each, schedule_nudge
+from tests.factories import NOW, make_deal, make_member, make_team
+
+# Thursday 2026-11-26, 10:00 in Shanghai (the factories' reps live there).
+THURSDAY = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+RETRY = THURSDAY + timedelta(hours=1)  # a rep whose nudges could not be prepared
+
+
+def make_runner(engine: Engine) -> NudgeRunner:
+    return NudgeRunner(engine, load_playbook(None), DialogConfig(language="en"), "test")
+
+
+def reps_with_nudges(engine: Engine, count: int, due: datetime = THURSDAY) -> list[int]:
+    """``count`` reps, each with a gap, a resume and a date nudge due (three: the daily cap)."""
+    reps = []
+    with transaction(engine) as session:
+        team = make_team(session)
+        for _ in range(count):
+            rep = make_member(session, team)
+            gap = make_deal(session, team, rep, stage_id="potential")
+            paused = make_deal(session, team, rep, stage_id="potential")
+            set_deal_attributes(
+                session, deal_id=paused.id, now=NOW, paused_until=due.date(), pause_reason="Budget"
+            )
+            dated = make_deal(session, team, rep, stage_id="commercial")
+            save_answer(
+                session,
+                deal_id=dated.id,
+                key="bid_date",
+                value="2026-12-03",
+                member_id=rep.id,
+                now=NOW,
+            )
+            for deal, kind, key in (
+                (gap, "gap", ""),
+                (paused, "resume", ""),
+                (dated, "date", "bid_date"),
+            ):
+                schedule_nudge(
+                    session,
+                    member_id=rep.id,
+                    deal_id=deal.id,
+                    kind=kind,
+                    key=key,
+                    due_at=due,
+                    now=due,
+                )
+            reps.append(rep.id)
+    return reps
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """Every SQL statement sent to the database inside the block (transaction control too)."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def nudges_of(engine: Engine, member_id: int) -> list[Nudge]:
+    with Session(engine) as session:
+        return list(session.exec(select(Nudge).where(Nudge.member_id == member_id)))
+
+
+def test_a_tick_sends_as_many_statements_for_fifty_reps_as_for_one(engine):
+    one = reps_with_nudges(engine, 1)
+    fifty = reps_with_nudges(engine, 50, due=THURSDAY + timedelta(hours=1))
+    runner = make_runner(engine)
+    runner.due(THURSDAY - timedelta(days=1))  # nothing due yet; warms the caches
+    counts = {}
+    for reps, now in ((one, THURSDAY), (fifty, THURSDAY + timedelta(hours=2))):
+        with statements(engine) as seen:
+            batches = runner.due(now)
+        counts[len(reps)] = len(seen)
+        assert sorted(len(b.nudge_ids) for b in batches) == [3] * len(reps)
+        for batch in batches:
+            runner.delivered(batch, Outcome.SENT, now)
+    assert counts[50] == counts[1] < 20
+    for rep in one + fifty:
+        assert sorted(n.state for n in nudges_of(engine, rep)) == [
+            "pending",
+            "sent",
+            "sent",
+            "sent",
+        ]
+    with Session(engine) as session:
+        assert session.exec(select(Deal).where(col(Deal.paused_until).is_not(None))).all() == []
+
+
+def test_delivering_a_batch_without_follow_ups_is_one_update(engine):
+    [rep] = reps_with_nudges(engine, 1)
+    with transaction(engine) as session:  # only the gap nudge is left due
+        session.execute(update(Nudge).where(col(Nudge.kind) != "gap").values(state="dropped"))
+    runner = make_runner(engine)
+    [batch] = runner.due(THURSDAY)
+    with statements(engine) as seen:
+        runner.delivered(batch, Outcome.SENT, THURSDAY)
+    assert [s.split()[0] for s in seen if not s.startswith("BEGIN")] == ["UPDATE"]
+    assert [n.state for n in nudges_of(engine, rep) if n.kind == "gap"] == ["sent"]
+
+
+def test_a_rep_whose_nudge_cannot_be_prepared_holds_back_only_their_own(engine):
+    reps = reps_with_nudges(engine, 3)
+    with transaction(engine) as session:  # a date answer no date can be read from
+        deals = select(Deal.id).where(Deal.owner_id == reps[1])
+        session.execute(
+            update(Answer).where(col(Answer.deal_id).in_(deals)).values(value="next spring")
+        )
+    batches = make_runner(engine).due(THURSDAY)
+    assert len(batches) == 2 and all(len(b.nudge_ids) == 3 for b in batches)
+    assert {(n.state, n.due_at) for n in nudges_of(engine, reps[1])} == {("pending", RETRY)}
+    assert {n.state for n in nudges_of(engine, reps[0]) + nudges_of(engine, reps[2])} == {"claimed"}
+
+
+def test_a_row_that_cannot_be_read_holds_back_only_its_reps_nudges(sqlite_engine):
+    reps = reps_with_nudges(sqlite_engine, 3)
+    with sqlite_engine.begin() as connection:  # not JSON: what a damaged file could hold
+        connection.execute(
+            text(
+                "UPDATE answer SET value = '{broken' WHERE deal_id IN "
+                "(SELECT id FROM deal WHERE owner_id = :rep)"
+            ),
+            {"rep": reps[1]},
+        )
+    batches = make_runner(sqlite_engine).due(THURSDAY)
+    assert len(batches) == 2
+    assert {(n.state, n.due_at) for n in nudges_of(sqlite_engine, reps[1])} == {("pending", RETRY)}
+
+
+def test_sent_today_counts_from_each_members_own_midnight(session):
+    team = make_team(session)
+    shanghai = make_member(session, team)
+    berlin = make_member(session, team, timezone="Europe/Berlin")
+    idle = make_member(session, team)
+    deal = make_deal(session, team, shanghai)
+    # 2026-11-26 01:00 UTC: 09:00 that day in Shanghai, 02:00 that day in Berlin;
+    # 2026-11-25 20:00 UTC: 04:00 the next day in Shanghai, 21:00 the day before in Berlin.
+    for member, sent_at in (
+        (shanghai, datetime(2026, 11, 26, 1, 0, tzinfo=UTC)),
+        (shanghai, datetime(2026, 11, 25, 20, 0, tzinfo=UTC)),
+        (berlin, datetime(2026, 11, 26, 1, 0, tzinfo=UTC)),
+        (berlin, datetime(2026, 11, 25, 20, 0, tzinfo=UTC)),
+    ):
+        session.add(
+            Nudge(
+                member_id=member.id,
+                deal_id=deal.id,
+                kind="gap",
+                due_at=sent_at,
+                state="sent",
+                sent_at=sent_at,
+                created_at=sent_at,
+            )
+        )
+    session.flush()
+    since = {
+        shanghai.id: datetime(2026, 11, 25, 16, 0, tzinfo=UTC),  # 26 Nov 00:00 in Shanghai
+        berlin.id: datetime(2026, 11, 25, 23, 0, tzinfo=UTC),  # 26 Nov 00:00 in Berlin
+        idle.id: datetime(2026, 11, 25, 16, 0, tzinfo=UTC),
+    }
+    assert count_sent_since_each(session, since=since) == {shanghai.id: 2, berlin.id: 1, idle.id: 0}
