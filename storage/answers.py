@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam, delete, insert, update
 from sqlmodel import Session, col, select
 
 from storage.errors import NotFoundError
 from storage.models import Answer, AnswerChange, Deal
+
+# Answers are written with SQL expressions, not ORM objects: this runs for every accepted
+# answer, and no other module holds Answer objects, so the ORM's unit of work buys nothing.
+_ANSWERS = Answer.__table__
+_CHANGES = AnswerChange.__table__
+_STORED = select(_ANSWERS.c.id, _ANSWERS.c.value).where(
+    _ANSWERS.c.deal_id == bindparam("deal_id"), _ANSWERS.c.key == bindparam("key")
+)
 
 
 def get_answers(session: Session, *, deal_id: int) -> dict[str, Any]:
@@ -53,17 +61,19 @@ def save_answer(
     if value is None:
         return delete_answer(session, deal_id=deal_id, key=key, member_id=member_id, now=now)
     deal = _require_deal(session, deal_id)
-    answer = _get_answer(session, deal_id=deal_id, key=key)
-    old_value = None if answer is None else answer.value
-    if answer is not None and _same_json(old_value, value):
+    session.flush()  # rows these statements refer to (a new deal, a member) go in first
+    connection = session.connection()
+    stored = connection.execute(_STORED, {"deal_id": deal_id, "key": key}).first()
+    if stored is not None and _same_json(stored.value, value):
         return False
-    if answer is None:
-        answer = Answer(deal_id=deal_id, key=key, value=value, updated_by=member_id)
-    answer.value = copy.deepcopy(value)
-    answer.updated_by = member_id
-    answer.updated_at = now
-    session.add(answer)
-    _record_change(session, deal, key, old_value, value, member_id, now)
+    values = {"value": value, "updated_by": member_id, "updated_at": now}
+    if stored is None:
+        connection.execute(insert(_ANSWERS).values(deal_id=deal_id, key=key, **values))
+    else:
+        connection.execute(update(_ANSWERS).where(_ANSWERS.c.id == stored.id).values(**values))
+    _record_change(
+        session, deal, key, None if stored is None else stored.value, value, member_id, now
+    )
     return True
 
 
@@ -86,12 +96,13 @@ def delete_answer(
         NotFoundError: If there is no such deal.
     """
     deal = _require_deal(session, deal_id)
-    answer = _get_answer(session, deal_id=deal_id, key=key)
-    if answer is None:
+    session.flush()  # rows these statements refer to (a new deal, a member) go in first
+    connection = session.connection()
+    stored = connection.execute(_STORED, {"deal_id": deal_id, "key": key}).first()
+    if stored is None:
         return False
-    old_value = answer.value
-    session.delete(answer)
-    _record_change(session, deal, key, old_value, None, member_id, now)
+    connection.execute(delete(_ANSWERS).where(_ANSWERS.c.id == stored.id))
+    _record_change(session, deal, key, stored.value, None, member_id, now)
     return True
 
 
@@ -115,11 +126,6 @@ def list_answer_changes(
     return list(session.exec(statement))
 
 
-def _get_answer(session: Session, *, deal_id: int, key: str) -> Answer | None:
-    statement = select(Answer).where(Answer.deal_id == deal_id, Answer.key == key)
-    return session.exec(statement).first()
-
-
 def _require_deal(session: Session, deal_id: int) -> Deal:
     deal = session.get(Deal, deal_id)
     if deal is None:
@@ -141,15 +147,14 @@ def _record_change(
     member_id: int,
     now: datetime,
 ) -> None:
-    assert deal.id is not None
-    change = AnswerChange(
-        deal_id=deal.id,
-        key=key,
-        old_value=copy.deepcopy(old_value),
-        new_value=copy.deepcopy(new_value),
-        changed_by=member_id,
-        changed_at=now,
+    session.connection().execute(
+        insert(_CHANGES).values(
+            deal_id=deal.id,
+            key=key,
+            old_value=old_value,
+            new_value=new_value,
+            changed_by=member_id,
+            changed_at=now,
+        )
     )
-    session.add(change)
-    deal.updated_at = now
-    session.flush()
+    deal.updated_at = now  # written with the session's next flush

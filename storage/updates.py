@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -12,7 +12,22 @@ from storage.models import ProcessedUpdate
 
 # Telegram redelivers an update for at most a day; older ids can go.
 KEEP_FOR = timedelta(days=2)
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+def _claim_statement(insert):
+    # Built once, values bound per call: it is on the path of every update.
+    return (
+        insert(ProcessedUpdate.__table__)
+        .values(update_id=bindparam("update_id"), processed_at=bindparam("now"))
+        .on_conflict_do_nothing(index_elements=["update_id"])
+        .returning(ProcessedUpdate.__table__.c.update_id)
+    )
+
+
+_CLAIMS = {
+    "sqlite": _claim_statement(sqlite.insert),
+    "postgresql": _claim_statement(postgresql.insert),
+}
 
 
 def claim_update(session: Session, *, update_id: int, now: datetime) -> bool:
@@ -24,16 +39,12 @@ def claim_update(session: Session, *, update_id: int, now: datetime) -> bool:
     Returns:
         False if the update was handled already.
     """
-    insert = _INSERTS[session.get_bind().dialect.name]
+    connection = session.connection()
     # One statement: a concurrent claim by another instance waits for its transaction and
     # then inserts nothing (PostgreSQL), so exactly one instance sees a row inserted.
-    statement = (
-        insert(ProcessedUpdate)
-        .values(update_id=update_id, processed_at=now)
-        .on_conflict_do_nothing(index_elements=["update_id"])
-        .returning(ProcessedUpdate.update_id)
-    )
-    return session.execute(statement).first() is not None
+    statement = _CLAIMS[connection.dialect.name]
+    inserted = connection.execute(statement, {"update_id": update_id, "now": now}).first()
+    return inserted is not None
 
 
 def forget_old_updates(session: Session, *, now: datetime) -> int:
