@@ -16,6 +16,11 @@ from storage.models import Answer, AnswerChange, Deal
 # answer, and no other module holds Answer objects, so the ORM's unit of work buys nothing.
 _ANSWERS = Answer.__table__
 _CHANGES = AnswerChange.__table__
+_ALL = (
+    select(_ANSWERS.c.key, _ANSWERS.c.value)
+    .where(_ANSWERS.c.deal_id == bindparam("deal_id"))
+    .order_by(_ANSWERS.c.id)
+)
 _STORED = select(_ANSWERS.c.id, _ANSWERS.c.value).where(
     _ANSWERS.c.deal_id == bindparam("deal_id"), _ANSWERS.c.key == bindparam("key")
 )
@@ -31,12 +36,8 @@ def get_answers(session: Session, *, deal_id: int) -> dict[str, Any]:
     Returns:
         The JSON values by field/checklist id; empty for an unknown deal.
     """
-    # Columns, not ORM objects: each value is decoded afresh from its JSON (so it is already a
-    # copy), and the hot path of every question skips the identity map.
-    statement = (
-        select(Answer.key, Answer.value).where(Answer.deal_id == deal_id).order_by(col(Answer.id))
-    )
-    return dict(session.exec(statement).all())
+    # Each value is decoded afresh from its JSON, so it is already a copy.
+    return dict(session.connection().execute(_ALL, {"deal_id": deal_id}).all())
 
 
 def save_answer(
