@@ -42,6 +42,7 @@ from storage.updates import forget_old_updates
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_FAILURE = timedelta(minutes=5)
+FOLLOW_UP_KINDS = ("resume", "date")  # sent nudges that change something once delivered
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Batch:
     chat_id: int
     reply: Reply
     nudge_ids: list[int] = field(default_factory=list)
-    # The sent nudges that change something once delivered (kinds resume and date).
+    # The sent nudges of FOLLOW_UP_KINDS, so delivered() needs to load nothing for the others.
     follow_ups: list[Nudge] = field(default_factory=list)
 
 
@@ -71,10 +72,7 @@ class _Plan:
 
     batch: Batch | None = None
     dropped: list[int] = field(default_factory=list)
-    later: dict[datetime, list[int]] = field(default_factory=lambda: defaultdict(list))
-
-
-FOLLOW_UP_KINDS = ("resume", "date")
+    later: dict[datetime, list[int]] = field(default_factory=dict)  # ids by due time
 
 
 class NudgeRunner:
@@ -148,18 +146,26 @@ class NudgeRunner:
     def _plans(
         self, session: Session, by_member: dict[int, list[Nudge]], now: datetime
     ) -> list[_Plan]:
-        """Every rep's plan; a row that cannot be loaded only holds back its own rep's nudges."""
+        """Every rep's plan, from the rows loaded for all of them at once."""
+        loaded = self._load_apart(session, by_member, now)
+        if loaded is not None:
+            return [self._isolated_plan(session, loaded, ns, now) for ns in by_member.values()]
+        if len(by_member) == 1:  # this rep's rows cannot be read: hold back only theirs
+            [nudges] = by_member.values()
+            return [self._retry_later(nudges, now)]
+        # Some row cannot be read: find whose, rep by rep, so everyone else's still go.
+        return [plan for m, ns in by_member.items() for plan in self._plans(session, {m: ns}, now)]
+
+    def _load_apart(
+        self, session: Session, by_member: dict[int, list[Nudge]], now: datetime
+    ) -> _Loaded | None:
+        """The rows, or None (logged) if one cannot be read; the transaction goes on either way."""
         try:
             with session.begin_nested():
-                loaded = self._load(session, by_member, now)
+                return self._load(session, by_member, now)
         except Exception:
-            if len(by_member) == 1:
-                [nudges] = by_member.values()
-                log.exception("could not load the nudges of member %s", nudges[0].member_id)
-                return [self._retry_later(nudges, now)]
-            log.exception("could not load the due nudges together; loading them rep by rep")
-            return [self._plans(session, {m: ns}, now)[0] for m, ns in by_member.items()]
-        return [self._isolated_plan(session, loaded, ns, now) for ns in by_member.values()]
+            log.exception("could not load the nudges of members %s", sorted(by_member))
+            return None
 
     def _load(self, session: Session, by_member: dict[int, list[Nudge]], now: datetime) -> _Loaded:
         members = members_by_id(session, ids=by_member)

@@ -85,7 +85,8 @@ def claim_due_nudges(
     """Take the due nudges (and ones a dead instance left claimed) for this instance.
 
     Args:
-        session: The open session; commit right after, so the claim is visible to others.
+        session: The open session; commit soon after (until then other instances skip the
+            claimed rows: they are locked on PostgreSQL, and SQLite has one writer).
         now: The tick's time.
         instance: A name for this process, recorded on the rows.
         limit: At most this many rows per tick.
