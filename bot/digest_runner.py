@@ -51,17 +51,21 @@ class DigestRunner:
 
     def due(self, now: datetime, *, any_time: bool = False) -> list[DigestJob]:
         """Claim and build the digests whose local time has come today (or all: ``any_time``)."""
-        teams: dict[int, TeamData] = {}
         with transaction(self.engine) as session:
             managers = list_all_managers(session)
-        jobs = []
+        due = []
         for manager in managers:
             local = member_now(now, manager)
             if any_time or local.time().replace(tzinfo=None) >= self.digest_time:
-                job = self._claimed_job(manager, local, now, teams)
+                due.append((manager, local))
+        jobs: dict[int, DigestJob] = {}
+        for team in _by_team(due):
+            cache: dict[int, TeamData] = {}  # one team's data in memory at a time
+            for manager, local in team:
+                job = self._claimed_job(manager, local, now, cache)
                 if job is not None:
-                    jobs.append(job)
-        return jobs
+                    jobs[manager.id] = job
+        return [jobs[manager.id] for manager, _ in due if manager.id in jobs]
 
     def _claimed_job(
         self, manager: Member, local: datetime, now: datetime, teams: dict[int, TeamData]
@@ -86,12 +90,14 @@ class DigestRunner:
 
     def preview(self, now: datetime) -> list[tuple[Member, list[Reply]]]:
         """Every manager's digest as of now, without sending or recording anything."""
-        teams: dict[int, TeamData] = {}
         with transaction(self.engine) as session:
-            return [
-                (manager, self._build(session, manager, member_now(now, manager), teams))
-                for manager in list_all_managers(session)
-            ]
+            managers = list_all_managers(session)
+            built: dict[int, list[Reply]] = {}
+            for team in _by_team([(manager, member_now(now, manager)) for manager in managers]):
+                cache: dict[int, TeamData] = {}
+                for manager, local in team:
+                    built[manager.id] = self._build(session, manager, local, cache)
+            return [(manager, built[manager.id]) for manager in managers]
 
     def delivered(self, job: DigestJob, outcome: Outcome, now: datetime) -> None:
         """Done once any of it reached the manager (or never can); else the next tick retries."""
@@ -106,7 +112,19 @@ class DigestRunner:
     ) -> list[Reply]:
         since = digest_since(session, manager, local)
         team = teams.get(manager.team_id)
-        if team is None or team.since > since:  # loaded for a later window: load again
-            team = teams[manager.team_id] = load_team(session, manager.team_id, since)
+        # Loaded for a later window or another local day (past dates): load again.
+        if team is None or team.since > since or team.today != local.date():
+            team = teams[manager.team_id] = load_team(
+                session, manager.team_id, since, local.date(), self.playbook
+            )
         turn = Turn(session, manager, ConversationState(), self.playbook, local, self.config)
         return digest_replies(turn, team, since, self.config.idle_days)
+
+
+def _by_team(managers: list[tuple[Member, datetime]]) -> list[list[tuple[Member, datetime]]]:
+    """Managers (with their local time) grouped by team, teams in order of their first manager:
+    one team's data is loaded once and dropped before the next team's is."""
+    teams: dict[int, list[tuple[Member, datetime]]] = {}
+    for pair in managers:
+        teams.setdefault(pair[0].team_id, []).append(pair)
+    return list(teams.values())

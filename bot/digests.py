@@ -6,25 +6,36 @@ still longer than Telegram allows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, TypeVar
 
+from sqlalchemy import Row
 from sqlmodel import Session
 
 from bot import render
 from bot.access import MANAGING_ROLES
 from bot.events import Reply
 from bot.turn import Turn
-from flows.digest import DealSnapshot, Digest, MoveSnapshot, RepSnapshot, build_digest
+from flows.digest import (
+    DealFacts,
+    DealSnapshot,
+    Digest,
+    FactChecker,
+    MoveSnapshot,
+    RepSnapshot,
+    build_digest,
+)
 from flows.i18n import LANGUAGES
+from flows.playbook import Playbook
 from storage.digests import (
-    answers_of_deals,
     last_activity_by_member,
     last_digest_at,
-    list_team_deals,
-    stage_changes_since,
+    open_deal_answers,
+    team_deals,
+    team_moves_since,
 )
 from storage.models import Member
 from storage.teams import get_team, list_members
@@ -40,50 +51,82 @@ class TeamData:
 
     team_name: str
     since: datetime  # moves are loaded from here on
-    deals: list[DealSnapshot]
+    today: date  # the local day the deals' facts (past dates) were worked out for
+    deals: list[DealSnapshot]  # without their answers: ``facts`` holds what the digest needs
+    facts: dict[int, DealFacts]
     moves: list[MoveSnapshot]
     reps: list[RepSnapshot]
-    # The funnel is the same for every manager of the team: draw it once per language.
+    # The same for every manager of the team: built once per window, drawn once per language.
+    digests: dict[tuple[datetime, datetime, date, int], Digest] = field(default_factory=dict)
     charts: dict[str, bytes] = field(default_factory=dict)
 
 
-def load_team(session: Session, team_id: int, since: datetime) -> TeamData:
-    """The team's deals (answers of open ones), moves since ``since`` and reps' activity."""
+def load_team(
+    session: Session, team_id: int, since: datetime, today: date, playbook: Playbook
+) -> TeamData:
+    """The team's deals (with their open deals' facts), moves since ``since`` and reps' activity."""
     members = list_members(session, team_id=team_id)
     names = {m.id: m.display_name for m in members}
-    deals = list_team_deals(session, team_id=team_id)
-    answers = answers_of_deals(session, deal_ids=[d.id for d in deals if d.status == "open"])
-    snapshots = [
-        DealSnapshot(
-            deal_id=d.id,
-            number=d.number,
-            name=d.name,
-            customer=d.customer,
-            owner_id=d.owner_id,
-            owner_name=names.get(d.owner_id, "?"),
-            stage_id=d.stage_id,
-            status=d.status,
-            amount_minor=d.amount_minor,
-            expected_close=d.expected_close,
-            created_at=d.created_at,
-            updated_at=d.updated_at,
-            paused_until=d.paused_until,
-            lost_reason=d.lost_reason,
-            answers=answers.get(d.id, {}),
-        )
-        for d in deals
-    ]
-    moves = [
-        MoveSnapshot(c.deal_id, c.from_stage, c.to_stage, c.kind, c.changed_at, c.reason)
-        for c in stage_changes_since(session, team_id=team_id, since=since)
-    ]
+    deals = [_snapshot(row, names) for row in team_deals(session, team_id=team_id)]
+    moves = [MoveSnapshot(*row) for row in team_moves_since(session, team_id=team_id, since=since)]
     activity = last_activity_by_member(session, team_id=team_id)
     reps = [
         RepSnapshot(m.id, m.display_name, activity.get(m.id))
         for m in members
         if m.role == "rep" and m.active
     ]
-    return TeamData(get_team(session, team_id=team_id).name, since, snapshots, moves, reps)
+    facts = _facts(session, team_id, deals, today, playbook)
+    name = get_team(session, team_id=team_id).name
+    return TeamData(name, since, today, deals, facts, moves, reps)
+
+
+NO_ANSWERS: Mapping[str, Any] = MappingProxyType({})
+
+
+def _snapshot(row: Row, names: dict[int, str]) -> DealSnapshot:
+    # In DIGEST_DEAL_COLUMNS order; unpacked at once, as a row's attributes are slow to read.
+    (deal_id, number, name, customer, owner_id, stage_id, status, amount, close) = row[:9]
+    (created_at, updated_at, paused_until, lost_reason) = row[9:]
+    return DealSnapshot(
+        deal_id=deal_id,
+        number=number,
+        name=name,
+        customer=customer,
+        owner_id=owner_id,
+        owner_name=names.get(owner_id, "?"),
+        stage_id=stage_id,
+        status=status,
+        amount_minor=amount,
+        expected_close=close,
+        created_at=created_at,
+        updated_at=updated_at,
+        paused_until=paused_until,
+        lost_reason=lost_reason,
+        answers=NO_ANSWERS,
+    )
+
+
+def _facts(
+    session: Session, team_id: int, deals: list[DealSnapshot], today: date, playbook: Playbook
+) -> dict[int, DealFacts]:
+    """Each open deal's facts, worked out as its answers stream by (they are not kept).
+
+    A deal without answers is left out: build_digest checks it with its (empty) answers.
+    """
+    checker = FactChecker(playbook)
+    stages = {stage.id for stage in playbook.stages}
+    by_id = {deal.deal_id: deal for deal in deals}
+    facts = {}
+    for deal_id, answers in open_deal_answers(session, team_id=team_id, keys=checker.keys):
+        deal = by_id.get(deal_id)  # None: opened after the deals were read
+        if deal is not None and deal.stage_id in stages:
+            facts[deal_id] = checker.facts(
+                stage_id=deal.stage_id,
+                answers=answers,
+                expected_close=deal.expected_close,
+                today=today,
+            )
+    return facts
 
 
 def digest_command(turn: Turn, args: str) -> None:
@@ -91,7 +134,7 @@ def digest_command(turn: Turn, args: str) -> None:
     if turn.member.role not in MANAGING_ROLES:
         return turn.say(turn.text("digest.not_manager"))
     since = digest_since(turn.session, turn.member, turn.now)
-    team = load_team(turn.session, turn.member.team_id, since)
+    team = load_team(turn.session, turn.member.team_id, since, turn.now.date(), turn.playbook)
     turn.response.replies.extend(digest_replies(turn, team, since, turn.config.idle_days))
 
 
@@ -101,16 +144,7 @@ def digest_since(session: Session, member: Member, now: datetime) -> datetime:
 
 def digest_replies(turn: Turn, team: TeamData, since: datetime, idle_days: int) -> list[Reply]:
     """The chart (with a short caption as its text) and the digest text, for one manager."""
-    digest = build_digest(
-        turn.playbook,
-        deals=team.deals,
-        moves=team.moves,
-        reps=team.reps,
-        since=since,
-        now=turn.now,
-        today=turn.now.date(),
-        idle_days=idle_days,
-    )
+    digest = team_digest(turn, team, since, idle_days)
     if turn.lang not in team.charts:
         from bot.chart import funnel_png  # matplotlib loads on the first chart, not at start-up
 
@@ -118,6 +152,27 @@ def digest_replies(turn: Turn, team: TeamData, since: datetime, idle_days: int) 
         team.charts[turn.lang] = funnel_png(_funnel(turn, digest), lang=turn.lang, title=title)
     text = render.join(_text(turn, team, digest, idle_days))
     return [Reply(text, photo=team.charts[turn.lang])]
+
+
+def team_digest(turn: Turn, team: TeamData, since: datetime, idle_days: int) -> Digest:
+    """The team's digest for this window, built once for all its managers who share it."""
+    today = turn.now.date()
+    if today != team.today:
+        raise ValueError(f"team data loaded for {team.today}, not {today}")
+    key = (since, turn.now, today, idle_days)
+    if key not in team.digests:
+        team.digests[key] = build_digest(
+            turn.playbook,
+            deals=team.deals,
+            moves=team.moves,
+            reps=team.reps,
+            since=since,
+            now=turn.now,
+            today=today,
+            idle_days=idle_days,
+            facts=team.facts,
+        )
+    return team.digests[key]
 
 
 def _funnel(turn: Turn, digest: Digest) -> list:

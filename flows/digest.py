@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flows.engine import GapReport, gap_report
+from flows.engine import GapChecker, GapReport, gap_keys
 from flows.playbook import Playbook, RiskFlag
-from flows.risks import OPEN, RiskChecker
+from flows.risks import EXPECTED_CLOSE, OPEN, RiskChecker
 
 WON = "won"
 LOST = "lost"
@@ -32,7 +32,7 @@ TOTAL = "total"  # stage_id of Digest.total
 STAGE_MOVES = ("advance", "back")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a team can have 100,000 of these
 class DealSnapshot:
     deal_id: int
     number: int
@@ -109,6 +109,64 @@ class Digest:
     coaching: tuple[tuple[DealSnapshot, RiskFlag], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class DealFacts:
+    """What a digest reads from an open deal's answers: the risk flags it raises (playbook
+    order) and its current stage's gaps."""
+
+    flags: tuple[RiskFlag, ...]
+    gaps: GapReport
+
+
+class FactChecker:
+    """``DealFacts`` of many deals, the playbook's tests prepared once.
+
+    A caller can work out each deal's facts while it streams the answers, and hand
+    ``build_digest`` the facts instead of holding every deal's answers at once.
+    """
+
+    def __init__(self, playbook: Playbook):
+        self._risks = RiskChecker(playbook)
+        self._gaps = GapChecker(playbook)
+        risk_keys = _risk_keys(playbook)
+        # Per stage, the answers a deal's facts are read from: a caller may load only these.
+        self.keys = {stage.id: gap_keys(stage) | risk_keys for stage in playbook.stages}
+
+    def facts(
+        self,
+        *,
+        stage_id: str,
+        answers: Mapping[str, Any],
+        expected_close: date | None,
+        today: date,
+    ) -> DealFacts:
+        """The facts of an open deal at a stage the playbook has (KeyError otherwise)."""
+        gaps = self._gaps.report(stage_id, answers)
+        flags = self._risks.raised(
+            stage_id=stage_id,
+            status=OPEN,
+            answers=answers,
+            expected_close=expected_close,
+            today=today,
+        )
+        return DealFacts(tuple(flags) if flags else (), gaps)
+
+
+def _risk_keys(playbook: Playbook) -> frozenset[str]:
+    """The answer keys any risk flag reads (a flag's own stages are not told apart: a few keys
+    more to load is cheaper than a second copy of RiskChecker's stage rules)."""
+    keys: set[str] = set()
+    for flag in playbook.risk_flags:
+        if flag.missing is not None:
+            spec = playbook.field(flag.missing)
+            keys |= {spec.id, *(c.field for c in spec.ask_if)}
+        if flag.no_supporter is not None:
+            keys.add(flag.no_supporter.field)
+        if flag.past_date is not None and flag.past_date != EXPECTED_CLOSE:
+            keys.add(flag.past_date)
+    return frozenset(keys)
+
+
 def build_digest(
     playbook: Playbook,
     *,
@@ -119,6 +177,7 @@ def build_digest(
     now: datetime,
     today: date,
     idle_days: int = 3,
+    facts: Mapping[int, DealFacts] | None = None,
 ) -> Digest:
     """A manager's digest over the deals, moves and reps of their team.
 
@@ -131,9 +190,12 @@ def build_digest(
         now: end of the window, aware UTC.
         today: the manager's local date (pauses and past dates).
         idle_days: reps without an update for longer than this are listed as idle.
+        facts: open deals' facts by deal id, worked out by the caller with a ``FactChecker``
+            for this ``today``; an open deal missing from it is checked with its own answers.
     """
     stages = {stage.id: stage for stage in playbook.stages}
-    checker = RiskChecker(playbook)
+    checker = FactChecker(playbook)
+    facts = facts or {}
     by_id = {deal.deal_id: deal for deal in deals}
     stale_before = {s.id: now - timedelta(days=s.stale_after_days) for s in playbook.stages}
     ordered = sorted(deals, key=_deal_order)
@@ -150,24 +212,20 @@ def build_digest(
             continue
         counts[stage.id] += 1
         amounts[stage.id] += deal.amount_minor or 0
-        coaching += [
-            (deal, flag)
-            for flag in checker.raised(
-                stage_id=deal.stage_id,
-                status=deal.status,
-                answers=deal.answers,
-                expected_close=deal.expected_close,
-                today=today,
-            )
-        ]
+        known = facts.get(deal.deal_id) or checker.facts(
+            stage_id=stage.id,
+            answers=deal.answers,
+            expected_close=deal.expected_close,
+            today=today,
+        )
+        coaching += [(deal, flag) for flag in known.flags]
         if deal.paused_until is not None and deal.paused_until >= today:
             paused.append(deal)
             continue
         if deal.updated_at < stale_before[stage.id]:
             stale.append(deal)
-        report = gap_report(playbook, stage.id, deal.answers)
-        if not report.closed:
-            blocked.append((deal, report))
+        if not known.gaps.closed:
+            blocked.append((deal, known.gaps))
 
     pipeline = tuple(
         StageLine(

@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+import json
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, date, datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import Row, Text, and_, cast, false, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage.models import Answer, AnswerChange, Deal, DigestRun, Member, StageChange
 from storage.nudges import CLAIM_TIMEOUT
+
+# The deal columns a digest reads (a DealSnapshot's, but the answers).
+DIGEST_DEAL_COLUMNS = (
+    "id",
+    "number",
+    "name",
+    "customer",
+    "owner_id",
+    "stage_id",
+    "status",
+    "amount_minor",
+    "expected_close",
+    "created_at",
+    "updated_at",
+    "paused_until",
+    "lost_reason",
+)
+STREAM_BATCH = 2_000
+# raw_decode: json.loads without its whitespace checks (stored JSON never starts with any).
+_DECODE = json.JSONDecoder().raw_decode
 
 
 def claim_digest(
@@ -81,51 +103,95 @@ def last_digest_at(session: Session, *, member_id: int) -> datetime | None:
     return session.exec(statement).one()
 
 
-def list_team_deals(session: Session, *, team_id: int) -> list[Deal]:
-    statement = select(Deal).where(Deal.team_id == team_id).order_by(col(Deal.number))
-    return list(session.exec(statement))
-
-
-def answers_of_deals(session: Session, *, deal_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Answers of many deals in one query: ``{deal_id: {key: value}}``."""
-    found: dict[int, dict[str, Any]] = defaultdict(dict)
-    for chunk in _chunks(list(deal_ids)):
-        statement = select(Answer.deal_id, Answer.key, Answer.value).where(
-            col(Answer.deal_id).in_(chunk)
-        )
-        for deal_id, key, value in session.exec(statement):
-            found[deal_id][key] = value
-    return found
-
-
-def stage_changes_since(session: Session, *, team_id: int, since: datetime) -> list[StageChange]:
+def team_deals(session: Session, *, team_id: int) -> Iterator[Row]:
+    """The team's deals by number, only the columns a digest reads (rows, not ORM objects:
+    a team can have 100,000 deals). Streamed, for the caller to turn into its own objects."""
     statement = (
-        select(StageChange)
+        select(*(Deal.__table__.c[name] for name in DIGEST_DEAL_COLUMNS))
+        .where(col(Deal.team_id) == team_id)
+        .order_by(col(Deal.number))
+    )
+    return _streamed(session, statement)
+
+
+def open_deal_answers(
+    session: Session, *, team_id: int, keys: Mapping[str, Collection[str]] | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(deal_id, {key: value})`` of the team's open deals that have answers, by deal id.
+
+    One deal at a time from one streamed query, so the caller never holds every deal's answers.
+
+    Args:
+        keys: if given, per stage id the only keys wanted of a deal at that stage (deals at
+            other stages are left out).
+    """
+    # The JSON text, decoded below: JSON columns decode each value through several layers.
+    value = cast(col(Answer.value), Text)
+    statement = (
+        select(Answer.deal_id, Answer.key, value)
+        .join(Deal, col(Deal.id) == col(Answer.deal_id))
+        .where(col(Deal.team_id) == team_id, col(Deal.status) == "open")
+        .order_by(col(Deal.id))
+    )
+    if keys is not None:
+        wanted = [
+            and_(col(Deal.stage_id) == stage_id, col(Answer.key).in_(sorted(stage_keys)))
+            for stage_id, stage_keys in keys.items()
+            if stage_keys
+        ]
+        statement = statement.where(or_(false(), *wanted))
+    for deal_id, rows in groupby(_streamed(session, statement), key=itemgetter(0)):
+        yield deal_id, {key: _json(text) for _, key, text in rows}
+
+
+def team_moves_since(session: Session, *, team_id: int, since: datetime) -> list[Row]:
+    """The team's stage changes from ``since`` on, oldest first."""
+    statement = (
+        select(
+            StageChange.deal_id,
+            StageChange.from_stage,
+            StageChange.to_stage,
+            StageChange.kind,
+            StageChange.changed_at,
+            StageChange.reason,
+        )
         .join(Deal, col(Deal.id) == col(StageChange.deal_id))
         .where(col(Deal.team_id) == team_id, col(StageChange.changed_at) >= since)
         .order_by(col(StageChange.changed_at), col(StageChange.id))
     )
-    return list(session.exec(statement))
+    return list(session.execute(statement))
 
 
 def last_activity_by_member(session: Session, *, team_id: int) -> dict[int, datetime]:
-    """Each member's newest answer or stage change."""
-    latest: dict[int, datetime] = {}
-    for who, when in (
-        (AnswerChange.changed_by, AnswerChange.changed_at),
-        (StageChange.changed_by, StageChange.changed_at),
-    ):
-        statement = (
-            select(who, func.max(when))
-            .join(Member, col(Member.id) == col(who))
-            .where(col(Member.team_id) == team_id)
-            .group_by(who)
+    """Each member's newest answer or stage change.
+
+    One ``max`` per member and table: each is a single probe of the (changed_by, changed_at)
+    index, where grouping all the team's changes would read every one of them.
+    """
+    latest = [
+        select(func.max(when)).where(who == col(Member.id)).scalar_subquery()
+        for who, when in (
+            (col(AnswerChange.changed_by), col(AnswerChange.changed_at)),
+            (col(StageChange.changed_by), col(StageChange.changed_at)),
         )
-        for member_id, at in session.exec(statement):
-            at = _aware(at)
-            if at is not None and (member_id not in latest or at > latest[member_id]):
-                latest[member_id] = at
-    return latest
+    ]
+    statement = select(Member.id, *latest).where(col(Member.team_id) == team_id)
+    found: dict[int, datetime] = {}
+    for member_id, *times in session.execute(statement):
+        known = [at for at in map(_aware, times) if at is not None]
+        if known:
+            found[member_id] = max(known)
+    return found
+
+
+def _json(text: str) -> Any:
+    """A stored JSON text (as written by json.dumps, or PostgreSQL's jsonb::text) decoded."""
+    return _DECODE(text)[0]
+
+
+def _streamed(session: Session, statement) -> Iterator[Row]:
+    """Rows fetched in batches rather than all at once (a server-side cursor on PostgreSQL)."""
+    return iter(session.execute(statement.execution_options(yield_per=STREAM_BATCH)))
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -133,9 +199,3 @@ def _aware(value: datetime | None) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
-def _chunks(items: list[int], size: int = 900):
-    """SQLite allows ~1000 bound parameters per statement."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
