@@ -32,6 +32,7 @@ from storage.nudges import (
     claim_due_nudges,
     count_sent_since_each,
     deals_by_id,
+    defer_commit_flush,
     finish_nudges,
     members_by_id,
     postpone_nudges,
@@ -124,6 +125,9 @@ class NudgeRunner:
     def delivered(self, batch: Batch, outcome: Outcome, now: datetime) -> None:
         """Record a batch as sent, drop it (the rep blocked the bot), or retry it later."""
         with transaction(self.engine) as session:
+            # One commit per batch sent: waiting for the disk each time would dominate the tick,
+            # and a record lost in a database crash only means the batch goes again.
+            defer_commit_flush(session)
             if outcome is Outcome.BLOCKED:
                 finish_nudges(session, ids=batch.nudge_ids, state="dropped", instance=self.instance)
                 return

@@ -122,7 +122,10 @@ def test_delivering_a_batch_without_follow_ups_is_one_update(engine):
     [batch] = runner.due(THURSDAY)
     with statements(engine) as seen:
         runner.delivered(batch, Outcome.SENT, THURSDAY)
-    assert [s.split()[0] for s in seen if not s.startswith("BEGIN")] == ["UPDATE"]
+    control = ("BEGIN", "SET LOCAL synchronous_commit")  # transaction settings, no work
+    assert [s.split()[0] for s in seen if not s.startswith(control)] == ["UPDATE"]
+    if engine.dialect.name == "postgresql":  # a lost record only means sending again
+        assert "SET LOCAL synchronous_commit = off" in seen
     assert [n.state for n in nudges_of(engine, rep) if n.kind == "gap"] == ["sent"]
 
 
