@@ -38,6 +38,7 @@ from telegram.ext import BaseRateLimiter
 
 logger = logging.getLogger(__name__)
 
+MAX_IN_FLIGHT = 8  # Bot API requests at once (the bot's HTTP connection pool has as many)
 RETRY_MARGIN = 0.1  # seconds added to retry_after, so we don't retry a hair too early
 _MESSAGE_PREFIXES = ("send", "copyMessage", "forwardMessage", "editMessage")
 _FREE_ENDPOINTS = frozenset({"sendChatAction"})
@@ -78,6 +79,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         overall_per_second: float = 30.0,
         max_retries: int = 5,
         max_chats: int = 1024,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         # A leaky bucket of size `burst` draining at `rate` allows `burst` at once, then `rate`.
         self._private_bucket = (private_burst, private_burst / private_per_second)
@@ -86,6 +88,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         self._overall_per_second = overall_per_second
         self._max_retries = max_retries
         self._max_chats = max_chats
+        self._max_in_flight = max_in_flight
         self._reset()
 
     def _reset(self) -> None:
@@ -93,6 +96,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         self._overall = AsyncLimiter(self._overall_per_second, 1)
         self._chats: OrderedDict[int | str, _Chat] = OrderedDict()
         self._paused_until = 0.0  # global pause, from a 429 on a request without chat_id
+        self._in_flight = asyncio.Semaphore(self._max_in_flight)
 
     async def initialize(self) -> None:
         self._reset()
@@ -146,15 +150,17 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> Result:
-        if not counts_against_limits(endpoint):
+        if endpoint == "getUpdates":  # a long poll has its own connection; never queue it
             return await callback(*args, **kwargs)
+        if not counts_against_limits(endpoint):
+            return await self._post(callback, args, kwargs)
         max_retries = self._max_retries if rate_limit_args is None else rate_limit_args
         key = chat_key(data.get("chat_id"))
         for attempt in itertools.count():
             chat = None if key is None else self._chat(key)
             await self._throttle(chat)
             try:
-                return await callback(*args, **kwargs)
+                return await self._post(callback, args, kwargs)
             except RetryAfter as exc:
                 # `exc.retry_after` warns about its int -> timedelta migration; the private
                 # timedelta is what PTB's own AIORateLimiter reads too.
@@ -172,3 +178,9 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 else:
                     chat.paused_until = max(chat.paused_until, until)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _post(self, callback, args: Any, kwargs: dict[str, Any]) -> Result:
+        # httpx scans every pooled connection and every queued request on each request, so
+        # hundreds of concurrent deliveries cost more CPU than they send; they queue here.
+        async with self._in_flight:
+            return await callback(*args, **kwargs)

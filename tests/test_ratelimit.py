@@ -201,3 +201,34 @@ async def test_idle_chats_are_dropped(make_limiter) -> None:
     await asyncio.sleep(0.05)  # all four buckets drain
     await send(limiter, rec, chat_id=99)
     assert list(limiter._chats) == [99]
+
+
+async def test_at_most_max_in_flight_requests_at_once_and_long_polls_never_wait() -> None:
+    limiter = TelegramRateLimiter(private_burst=100, private_per_second=100, max_in_flight=3)
+    await limiter.initialize()
+    release = asyncio.Event()
+    running = 0
+    most = 0
+
+    async def slow(**_: object) -> dict[str, object]:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await release.wait()
+        running -= 1
+        return {}
+
+    def request(endpoint: str, chat_id: int):
+        data = {"chat_id": chat_id}
+        return limiter.process_request(slow, (), {}, endpoint, data, None)
+
+    endpoints = ("sendMessage", "answerCallbackQuery", "editMessageText") * 4
+    tasks = [asyncio.create_task(request(e, n)) for n, e in enumerate(endpoints, 1)]
+    await asyncio.sleep(0.05)
+    assert most == 3  # the others queue in the limiter, not in the HTTP pool
+    poll = asyncio.create_task(request("getUpdates", 0))
+    await asyncio.sleep(0.05)
+    assert running == 4  # the long poll went straight through
+    release.set()
+    await asyncio.gather(*tasks, poll)
+    assert most == 4

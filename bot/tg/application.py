@@ -19,7 +19,7 @@ from bot.digest_runner import DigestRunner
 from bot.events import Reply, Response
 from bot.membership import member_language
 from bot.nudge_runner import NudgeRunner
-from bot.ratelimit import TelegramRateLimiter
+from bot.ratelimit import MAX_IN_FLIGHT, TelegramRateLimiter
 from bot.tg.delivery import Delivery
 from bot.tg.incoming import GroupMigrated, RemovedFromGroup, read_update
 from bot.tg.menu import register_commands
@@ -113,6 +113,7 @@ def build_application(
         .token(token)
         .base_url(app.settings.telegram.base_url)
         .rate_limiter(rate_limiter or TelegramRateLimiter())
+        .connection_pool_size(MAX_IN_FLIGHT)
         .post_init(_post_init)
         .post_stop(_post_stop)
         .build()
