@@ -145,24 +145,50 @@ class GapChecker:
     """
 
     def __init__(self, playbook: Playbook):
-        self._stages = {
-            stage.id: (tuple(f for f in stage.fields if f.required), tuple(stage.checklist))
-            for stage in playbook.stages
-        }
+        self._stages = {stage.id: _StageGaps.of(stage) for stage in playbook.stages}
         self._shared: dict[tuple, GapReport] = {}
 
     def report(self, stage_id: str, answers: Answers) -> GapReport:
         """As ``gap_report(playbook, stage_id, answers)``; KeyError for an unknown stage."""
-        required, checklist = self._stages[stage_id]
-        applying = [f for f in required if not f.ask_if or applies(f, answers)]
-        missing = tuple(f for f in applying if not is_answered(answers, f.id))
-        unchecked = tuple(i for i in checklist if not is_checked(answers, i.id))
-        key = (stage_id, len(applying), *(f.id for f in missing), "|", *(i.id for i in unchecked))
-        report = self._shared.get(key)
+        stage = self._stages[stage_id]
+        get = answers.get
+        applying = [f for f in stage.required if not f.ask_if or applies(f, answers)]
+        # is_answered and is_checked inlined: this runs for every open deal of a team.
+        missing = tuple(
+            f.id for f in applying if (v := get(f.id)) is None or v == "" or v == [] or v == {}
+        )
+        unchecked = tuple(
+            key
+            for key in stage.checklist
+            if not (isinstance(v := get(key), dict) and v.get("checked") is True)
+        )
+        shared = (stage_id, len(applying), missing, unchecked)
+        report = self._shared.get(shared)
         if report is None:
-            total = len(applying) + len(checklist)
-            report = self._shared[key] = GapReport(stage_id, missing, unchecked, total)
+            report = self._shared[shared] = GapReport(
+                stage_id,
+                tuple(stage.fields[key] for key in missing),
+                tuple(stage.items[key] for key in unchecked),
+                total=len(applying) + len(stage.checklist),
+            )
         return report
+
+
+@dataclass(frozen=True)
+class _StageGaps:
+    required: tuple[FieldSpec, ...]  # in stage order
+    checklist: tuple[str, ...]  # exit item ids, in order
+    fields: dict[str, FieldSpec]
+    items: dict[str, ChecklistItem]
+
+    @classmethod
+    def of(cls, stage: Stage) -> _StageGaps:
+        return cls(
+            required=tuple(f for f in stage.fields if f.required),
+            checklist=tuple(i.id for i in stage.checklist),
+            fields={f.id: f for f in stage.fields},
+            items={i.id: i for i in stage.checklist},
+        )
 
 
 def check_advance(playbook: Playbook, from_stage: str, to_stage: str, answers: Answers):
