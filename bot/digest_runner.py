@@ -73,17 +73,17 @@ class DigestRunner:
         """Claim and build one manager's digest in its own transaction (a failure stays theirs)."""
         try:
             with transaction(self.engine) as session:
-                run = claim_digest(
+                run_id = claim_digest(
                     session,
                     member_id=manager.id,
                     digest_date=local.date(),
                     instance=self.instance,
                     now=now,
                 )
-                if run is None:
+                if run_id is None:
                     return None
                 replies = self._build(session, manager, local, teams)
-                return DigestJob(manager.telegram_user_id, replies, run.id)
+                return DigestJob(manager.telegram_user_id, replies, run_id)
         except Exception:
             log.exception("could not build the digest of manager %s", manager.id)
             return None

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, date, datetime
-from itertools import groupby
+from functools import lru_cache
+from itertools import chain, groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Row, Text, and_, cast, false, func, or_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Row, Text, and_, bindparam, cast, false, func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from storage.models import Answer, AnswerChange, Deal, DigestRun, Member, StageChange
@@ -37,45 +38,56 @@ STREAM_BATCH = 2_000
 _DECODE = json.JSONDecoder().raw_decode
 
 
+def _claim_statement(insert):
+    # One statement whatever the dialect; built once, values bound per call.
+    return (
+        insert(DigestRun.__table__)
+        .values(
+            member_id=bindparam("manager"),
+            digest_date=bindparam("day"),
+            state="claimed",
+            claimed_by=bindparam("by"),
+            claimed_at=bindparam("at"),
+        )
+        .on_conflict_do_nothing(index_elements=["member_id", "digest_date"])
+        .returning(DigestRun.__table__.c.id)
+    )
+
+
+_CLAIMS = {
+    "sqlite": _claim_statement(sqlite.insert),
+    "postgresql": _claim_statement(postgresql.insert),
+}
+_TAKE_OVER = (
+    update(DigestRun)
+    .where(
+        col(DigestRun.member_id) == bindparam("manager"),
+        col(DigestRun.digest_date) == bindparam("day"),
+        col(DigestRun.state) == "claimed",
+        col(DigestRun.claimed_at) < bindparam("abandoned_before"),
+    )
+    .values(claimed_by=bindparam("by"), claimed_at=bindparam("at"))
+    .returning(col(DigestRun.id))
+)
+
+
 def claim_digest(
     session: Session, *, member_id: int, digest_date: date, instance: str, now: datetime
-) -> DigestRun | None:
+) -> int | None:
     """Take the job of sending one manager's digest for one day (once, across instances).
 
     A claim left by an instance that died is taken over after a timeout.
 
     Returns:
-        The claimed run, or None if it was sent or is being sent elsewhere.
+        The claimed run's id, or None if it was sent or is being sent elsewhere.
     """
-    existing = session.exec(
-        select(DigestRun).where(
-            DigestRun.member_id == member_id, DigestRun.digest_date == digest_date
-        )
-    ).first()
-    if existing is None:
-        try:
-            with session.begin_nested():
-                run = DigestRun(
-                    member_id=member_id,
-                    digest_date=digest_date,
-                    claimed_by=instance,
-                    claimed_at=now,
-                )
-                session.add(run)
-            return run
-        except IntegrityError:
-            return None  # another instance claimed it at the same moment
-    taken = session.execute(
-        update(DigestRun)
-        .where(
-            col(DigestRun.id) == existing.id,
-            col(DigestRun.state) == "claimed",
-            col(DigestRun.claimed_at) < now - CLAIM_TIMEOUT,
-        )
-        .values(claimed_by=instance, claimed_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return existing if taken.rowcount == 1 else None
+    connection = session.connection()
+    values = {"manager": member_id, "day": digest_date, "by": instance, "at": now}
+    claimed = connection.execute(_CLAIMS[connection.dialect.name], values).scalar()
+    if claimed is None:  # there is a run already: take it over if it was abandoned
+        values["abandoned_before"] = now - CLAIM_TIMEOUT
+        claimed = connection.execute(_TAKE_OVER, values).scalar()
+    return claimed
 
 
 def finish_digest(session: Session, *, run_id: int, now: datetime) -> None:
@@ -103,15 +115,45 @@ def last_digest_at(session: Session, *, member_id: int) -> datetime | None:
     return session.exec(statement).one()
 
 
+# The bulk reads' statements, built once (building one costs about as much as a small team's
+# query); the team and the time come as parameters.
+_TEAM = bindparam("team_id")
+_DEALS = (
+    select(*(Deal.__table__.c[name] for name in DIGEST_DEAL_COLUMNS))
+    .where(col(Deal.team_id) == _TEAM)
+    .order_by(col(Deal.number))
+)
+_MOVES = (
+    select(
+        StageChange.deal_id,
+        StageChange.from_stage,
+        StageChange.to_stage,
+        StageChange.kind,
+        StageChange.changed_at,
+        StageChange.reason,
+    )
+    .join(Deal, col(Deal.id) == col(StageChange.deal_id))
+    .where(col(Deal.team_id) == _TEAM, col(StageChange.changed_at) >= bindparam("since"))
+    .order_by(col(StageChange.changed_at), col(StageChange.id))
+)
+# One max per member and table: each is a single probe of the (changed_by, changed_at) index,
+# where grouping all the team's changes would read every one of them.
+_ACTIVITY = select(
+    Member.id,
+    *(
+        select(func.max(when)).where(who == col(Member.id)).scalar_subquery()
+        for who, when in (
+            (col(AnswerChange.changed_by), col(AnswerChange.changed_at)),
+            (col(StageChange.changed_by), col(StageChange.changed_at)),
+        )
+    ),
+).where(col(Member.team_id) == _TEAM)
+
+
 def team_deals(session: Session, *, team_id: int) -> Iterator[Row]:
     """The team's deals by number, only the columns a digest reads (rows, not ORM objects:
     a team can have 100,000 deals). Streamed, for the caller to turn into its own objects."""
-    statement = (
-        select(*(Deal.__table__.c[name] for name in DIGEST_DEAL_COLUMNS))
-        .where(col(Deal.team_id) == team_id)
-        .order_by(col(Deal.number))
-    )
-    return _streamed(session, statement)
+    return _streamed(session, _DEALS, {"team_id": team_id})
 
 
 def open_deal_answers(
@@ -125,59 +167,40 @@ def open_deal_answers(
         keys: if given, per stage id the only keys wanted of a deal at that stage (deals at
             other stages are left out).
     """
-    # The JSON text, decoded below: JSON columns decode each value through several layers.
-    value = cast(col(Answer.value), Text)
+    wanted = None if keys is None else tuple((s, tuple(sorted(k))) for s, k in keys.items())
+    rows = _streamed(session, _answers_statement(wanted), {"team_id": team_id})
+    for deal_id, answers in groupby(rows, key=itemgetter(0)):
+        yield deal_id, {key: _json(text) for _, key, text in answers}
+
+
+@lru_cache(maxsize=8)
+def _answers_statement(keys: tuple[tuple[str, tuple[str, ...]], ...] | None):
+    # The JSON text, decoded by _json: JSON columns decode each value through several layers.
     statement = (
-        select(Answer.deal_id, Answer.key, value)
+        select(Answer.deal_id, Answer.key, cast(col(Answer.value), Text))
         .join(Deal, col(Deal.id) == col(Answer.deal_id))
-        .where(col(Deal.team_id) == team_id, col(Deal.status) == "open")
+        .where(col(Deal.team_id) == _TEAM, col(Deal.status) == "open")
         .order_by(col(Deal.id))
     )
-    if keys is not None:
-        wanted = [
-            and_(col(Deal.stage_id) == stage_id, col(Answer.key).in_(sorted(stage_keys)))
-            for stage_id, stage_keys in keys.items()
-            if stage_keys
-        ]
-        statement = statement.where(or_(false(), *wanted))
-    for deal_id, rows in groupby(_streamed(session, statement), key=itemgetter(0)):
-        yield deal_id, {key: _json(text) for _, key, text in rows}
+    if keys is None:
+        return statement
+    wanted = [
+        and_(col(Deal.stage_id) == stage_id, col(Answer.key).in_(stage_keys))
+        for stage_id, stage_keys in keys
+        if stage_keys
+    ]
+    return statement.where(or_(false(), *wanted))
 
 
 def team_moves_since(session: Session, *, team_id: int, since: datetime) -> list[Row]:
     """The team's stage changes from ``since`` on, oldest first."""
-    statement = (
-        select(
-            StageChange.deal_id,
-            StageChange.from_stage,
-            StageChange.to_stage,
-            StageChange.kind,
-            StageChange.changed_at,
-            StageChange.reason,
-        )
-        .join(Deal, col(Deal.id) == col(StageChange.deal_id))
-        .where(col(Deal.team_id) == team_id, col(StageChange.changed_at) >= since)
-        .order_by(col(StageChange.changed_at), col(StageChange.id))
-    )
-    return list(session.execute(statement))
+    return session.connection().execute(_MOVES, {"team_id": team_id, "since": since}).all()
 
 
 def last_activity_by_member(session: Session, *, team_id: int) -> dict[int, datetime]:
-    """Each member's newest answer or stage change.
-
-    One ``max`` per member and table: each is a single probe of the (changed_by, changed_at)
-    index, where grouping all the team's changes would read every one of them.
-    """
-    latest = [
-        select(func.max(when)).where(who == col(Member.id)).scalar_subquery()
-        for who, when in (
-            (col(AnswerChange.changed_by), col(AnswerChange.changed_at)),
-            (col(StageChange.changed_by), col(StageChange.changed_at)),
-        )
-    ]
-    statement = select(Member.id, *latest).where(col(Member.team_id) == team_id)
+    """Each member's newest answer or stage change."""
     found: dict[int, datetime] = {}
-    for member_id, *times in session.execute(statement):
+    for member_id, *times in session.connection().execute(_ACTIVITY, {"team_id": team_id}):
         known = [at for at in map(_aware, times) if at is not None]
         if known:
             found[member_id] = max(known)
@@ -189,9 +212,15 @@ def _json(text: str) -> Any:
     return _DECODE(text)[0]
 
 
-def _streamed(session: Session, statement) -> Iterator[Row]:
-    """Rows fetched in batches rather than all at once (a server-side cursor on PostgreSQL)."""
-    return iter(session.execute(statement.execution_options(yield_per=STREAM_BATCH)))
+def _streamed(session: Session, statement, params: dict[str, Any]) -> Iterator[Row]:
+    """Rows fetched in batches rather than all at once (a server-side cursor on PostgreSQL).
+
+    Run on the session's connection: plain rows, without the ORM's result handling.
+    """
+    result = session.connection().execute(
+        statement.execution_options(yield_per=STREAM_BATCH), params
+    )
+    return chain.from_iterable(result.partitions())  # a batch at a time: less per row
 
 
 def _aware(value: datetime | None) -> datetime | None:

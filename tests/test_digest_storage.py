@@ -12,11 +12,16 @@ from storage.answers import get_answers, save_answer
 from storage.deals import change_stage, get_deal, set_deal_attributes
 from storage.digests import (
     DIGEST_DEAL_COLUMNS,
+    claim_digest,
+    finish_digest,
     last_activity_by_member,
     open_deal_answers,
+    release_digest,
     team_deals,
     team_moves_since,
 )
+from storage.models import DigestRun
+from storage.nudges import CLAIM_TIMEOUT
 from tests.factories import NOW, make_deal, make_member, make_team
 
 # Every kind of JSON an answer holds, including numbers SQLite stores as numbers.
@@ -160,3 +165,36 @@ def test_last_activity_is_each_members_newest_answer_or_stage_change(session: Se
         bob.id: NOW + timedelta(hours=5),
     }  # cid did nothing; the outsider is another team's
     assert cid.id not in last_activity_by_member(session, team_id=team.id)
+
+
+def test_a_digest_is_claimed_once_a_day_and_an_abandoned_claim_is_taken_over(session: Session):
+    team = make_team(session)
+    meg = make_member(session, team, role="manager")
+    day = NOW.date()
+
+    def claim(instance: str, at=NOW):
+        return claim_digest(session, member_id=meg.id, digest_date=day, instance=instance, now=at)
+
+    first = claim("a")
+    assert first is not None
+    assert claim("b") is None  # being built by "a"
+    assert claim("b", NOW + CLAIM_TIMEOUT) is None  # not yet abandoned
+    later = NOW + CLAIM_TIMEOUT + timedelta(seconds=1)
+    assert claim("b", later) == first  # "a" died: "b" takes the same run over
+    run = session.get(DigestRun, first)
+    session.refresh(run)
+    assert (run.claimed_by, run.claimed_at) == ("b", later)
+    assert claim("c", later) is None
+    finish_digest(session, run_id=first, now=later)
+    assert claim("c", later + timedelta(days=1)) is None  # sent: never again that day
+    other_day = claim_digest(
+        session, member_id=meg.id, digest_date=day + timedelta(days=1), instance="c", now=later
+    )
+    assert other_day not in (None, first)
+    release_digest(session, run_id=other_day)  # the send failed: the next tick tries again
+    assert session.get(DigestRun, other_day) is None
+    again = claim_digest(
+        session, member_id=meg.id, digest_date=day + timedelta(days=1), instance="c", now=later
+    )
+    assert again is not None
+    session.commit()
