@@ -3,11 +3,13 @@
 * the floor: a minimal PTB echo bot (one MessageHandler that replies with the text);
 * StageCoach: ``build_application`` over ``build_app``, as ``stagecoach run`` builds it, without
   the nudge/digest ticks (``schedule=False``) and with Telegram's flood limits lifted (the
-  product's own rate limiter, its limits set out of reach, so its cost is still counted).
+  product's own rate limiter, its limits set out of reach, so its cost is still counted),
+  long-polling with its own loop (``bot/tg/polling.py``) as ``stagecoach run`` does.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +21,7 @@ from bot.app import build_app
 from bot.config import DatabaseSettings, Settings, TelegramSettings
 from bot.ratelimit import TelegramRateLimiter
 from bot.tg.application import ALLOWED_UPDATES, build_application
+from bot.tg.polling import serve
 
 POLL_TIMEOUT = 10  # seconds of long polling when idle; updates end a poll at once
 
@@ -73,3 +76,15 @@ async def polling(application: Application) -> AsyncIterator[Application]:
         await application.shutdown()
         if application.post_shutdown is not None:
             await application.post_shutdown(application)
+
+
+@asynccontextmanager
+async def serving(application: Application) -> AsyncIterator[Application]:
+    """Run StageCoach's own long polling inside the caller's event loop until the block ends."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(application, ALLOWED_UPDATES, stop))
+    try:
+        yield application
+    finally:
+        stop.set()
+        await task

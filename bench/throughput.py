@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.bots import echo_bot, polling, stagecoach_bot
+from bench.bots import echo_bot, polling, serving, stagecoach_bot
 from bench.databases import Database, scratch
 from bench.fakeproc import FakeServer
 from bench.report import Figure, at_least, at_most, info, note
@@ -37,10 +37,13 @@ class BotRun:
 
 
 async def _measure(
-    fake: FakeServer, application, ids: list[int], specs: dict[str, dict], rate: float
+    fake: FakeServer, running, ids: list[int], specs: dict[str, dict], rate: float
 ) -> BotRun:
-    """Warm up (every user sends /help once), then a saturated and an open-loop run."""
-    async with polling(application):
+    """Warm up (every user sends /help once), then a saturated and an open-loop run.
+
+    ``running`` is the bot's polling loop, a context manager (PTB's Updater or StageCoach's).
+    """
+    async with running:
         await fake.run(users="ping", ids=ids, mode="saturated", timeout=TIMEOUT)
         runs = {}
         for mode in ("saturated", "open"):
@@ -71,7 +74,8 @@ async def _echo(fake: FakeServer, sizes: Sizes) -> BotRun:
     ids = [9_000_000 + n for n in range(sizes.reps)]
     spec = {"users": "echo", "ids": ids, "count": sizes.echo_lines}
     application = echo_bot(fake.token, fake.base_url)
-    run = await _measure(fake, application, ids, {"saturated": spec, "open": spec}, sizes.rate)
+    specs = {"saturated": spec, "open": spec}
+    run = await _measure(fake, polling(application), ids, specs, sizes.rate)
     run.name = "echo"
     await fake.call("stop")
     return run
@@ -87,7 +91,7 @@ async def _stagecoach(fake: FakeServer, database: Database, reps: list[Rep], siz
         for n, mode in enumerate(("saturated", "open"))
     }
     try:
-        run = await _measure(fake, application, ids, specs, sizes.rate)
+        run = await _measure(fake, serving(application), ids, specs, sizes.rate)
     finally:
         app.engine.dispose()
         await fake.call("stop")

@@ -25,6 +25,11 @@ async def poll(application: Application, allowed_updates: list[str]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await serve(application, allowed_updates, stop)
+
+
+async def serve(application: Application, allowed_updates: list[str], stop: asyncio.Event) -> None:
+    """Run the application on long polling until ``stop`` is set."""
     await application.initialize()
     try:
         await application.post_init(application)
