@@ -123,8 +123,9 @@ class DigestRunner:
 
 def _by_team(managers: list[tuple[Member, datetime]]) -> list[list[tuple[Member, datetime]]]:
     """Managers (with their local time) grouped by team, teams in order of their first manager:
-    one team's data is loaded once and dropped before the next team's is."""
+    one team's data is loaded once and dropped before the next team's is. Within a team, by
+    local day: a team is loaded once per day its managers are in."""
     teams: dict[int, list[tuple[Member, datetime]]] = {}
     for pair in managers:
         teams.setdefault(pair[0].team_id, []).append(pair)
-    return list(teams.values())
+    return [sorted(team, key=lambda pair: pair[1].date()) for team in teams.values()]

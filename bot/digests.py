@@ -6,7 +6,9 @@ still longer than Telegram allows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import gc
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
@@ -65,6 +67,27 @@ def load_team(
     session: Session, team_id: int, since: datetime, today: date, playbook: Playbook
 ) -> TeamData:
     """The team's deals (with their open deals' facts), moves since ``since`` and reps' activity."""
+    with bulk_objects():
+        return _load_team(session, team_id, since, today, playbook)
+
+
+@contextmanager
+def bulk_objects() -> Iterator[None]:
+    """No cyclic garbage collection while a team's objects are made (for 100,000 deals, a
+    quarter of the time went on collections that rescan the growing heap and find nothing:
+    these objects form no cycles, reference counting frees them)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_team(
+    session: Session, team_id: int, since: datetime, today: date, playbook: Playbook
+) -> TeamData:
     members = list_members(session, team_id=team_id)
     names = {m.id: m.display_name for m in members}
     deals = [_snapshot(row, names) for row in team_deals(session, team_id=team_id)]
@@ -161,17 +184,18 @@ def team_digest(turn: Turn, team: TeamData, since: datetime, idle_days: int) -> 
         raise ValueError(f"team data loaded for {team.today}, not {today}")
     key = (since, turn.now, today, idle_days)
     if key not in team.digests:
-        team.digests[key] = build_digest(
-            turn.playbook,
-            deals=team.deals,
-            moves=team.moves,
-            reps=team.reps,
-            since=since,
-            now=turn.now,
-            today=today,
-            idle_days=idle_days,
-            facts=team.facts,
-        )
+        with bulk_objects():
+            team.digests[key] = build_digest(
+                turn.playbook,
+                deals=team.deals,
+                moves=team.moves,
+                reps=team.reps,
+                since=since,
+                now=turn.now,
+                today=today,
+                idle_days=idle_days,
+                facts=team.facts,
+            )
     return team.digests[key]
 
 
