@@ -1,16 +1,17 @@
-"""Shared database fixtures.
+"""Shared fixtures: databases and the fake Bot API.
 
 ``db_url`` / ``engine`` / ``session`` run each test on SQLite (a file in tmp_path) and on
 PostgreSQL (``TEST_POSTGRES_URL`` or postgresql://postgres@127.0.0.1:5432/test), every
 PostgreSQL test in a fresh schema that is dropped afterwards. ``sqlite_engine`` /
-``sqlite_session`` are SQLite only, for fast tests.
+``sqlite_session`` are SQLite only, for fast tests. ``fake`` is the fake Bot API on loopback
+with its flood limits off (tests of the limits start their own).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psycopg
@@ -21,6 +22,11 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from storage.db import make_engine, upgrade
+from tests.fake_bot_api import FakeBotApi
+
+# PTB 22 warns (an error under filterwarnings=error) when RetryAfter.retry_after is read as a
+# number; opt in to its timedelta form for every test and every bot process a test starts.
+os.environ["PTB_TIMEDELTA"] = "true"
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 POSTGRES_CONNECT_TIMEOUT = 2
@@ -111,3 +117,9 @@ def sqlite_session(sqlite_engine: Engine) -> Iterator[Session]:
     """Like ``session``, on ``sqlite_engine``."""
     with Session(sqlite_engine, expire_on_commit=False) as session:
         yield session
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBotApi]:
+    async with FakeBotApi(rate_limits=False) as server:
+        yield server

@@ -643,12 +643,6 @@ async def stop(world: TelegramWorld) -> None:
     await world.stop()
 
 
-@pytest.fixture(autouse=True)
-def ptb_timedelta(monkeypatch):
-    # PTB 22 warns when RetryAfter.retry_after is read as a number; opt in to timedelta.
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-
-
 async def test_random_updates_break_nothing_and_change_only_what_they_may(engine):
     loop = asyncio.get_running_loop()
     errors = ErrorLog()

@@ -30,7 +30,7 @@ from storage.conversations import clear_conversation, get_conversation
 from storage.db import make_engine, transaction, upgrade
 from storage.models import Member
 from tests.dialog_driver import FIXED_NOW, PLAYBOOK
-from tests.fake_bot_api import BOT_USERNAME, FakeBotApi
+from tests.fake_bot_api import BOT_USERNAME
 from tests.intrusion import (
     A1,
     A2,
@@ -331,11 +331,6 @@ def test_only_a_manager_of_the_team_links_a_group(engine, user):
 # -- end to end, through the fake Bot API ----------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def ptb_timedelta(monkeypatch):
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-
-
 E2E_COMMANDS = ("/deals", "/gaps 1", "/update qqa1nam", "/advance 1 3", "/lost kestrel", "/pause 1")
 
 
@@ -352,12 +347,6 @@ def e2e_buttons(s: Seed) -> list[str]:
         f"n:{s.nudge['A1']}:x",
         f"p:{s.deal['A1P']}",
     ]
-
-
-@pytest.fixture
-async def fake():
-    async with FakeBotApi(rate_limits=False) as server:
-        yield server
 
 
 async def test_intruders_end_to_end(engine, fake, caplog):

@@ -61,11 +61,6 @@ DEALS_FOR_NUDGES = 15  # per rep, each nudged at most once
 DIGEST_MARK = "📊 Daily digest"
 
 
-@pytest.fixture(autouse=True)
-def ptb_timedelta(monkeypatch):
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-
-
 def midday_zone(now: datetime) -> str:
     """A fixed-offset zone where it is about noon: no digest day ends during the test."""
     offset = (12 - now.hour + 12) % 24 - 12  # -12..+11

@@ -26,12 +26,6 @@ from tests.fake_bot_api import (
 USER = 42
 
 
-@pytest.fixture(autouse=True)
-def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Building a RetryAfter reads `retry_after`, which warns (-> error) without this opt-in.
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-
-
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeBotApi]:
     async with FakeBotApi() as api:

@@ -25,17 +25,6 @@ ANN = 1001
 THURSDAY = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def ptb_timedelta(monkeypatch):
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-
-
-@pytest.fixture
-async def fake():
-    async with FakeBotApi(rate_limits=False) as server:
-        yield server
-
-
 class Clock:
     def __init__(self, now: datetime):
         self.now = now

@@ -15,12 +15,6 @@ from bot.ratelimit import TelegramRateLimiter, chat_key, counts_against_limits
 SLACK = 0.03  # scheduling jitter we tolerate, in seconds
 
 
-@pytest.fixture(autouse=True)
-def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Building a RetryAfter reads `retry_after`, which warns (-> error) without this opt-in.
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-
-
 class Recorder:
     """A fake Bot API call: records when it ran (relative to creation) and for which chat."""
 

@@ -11,8 +11,6 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from bot.secrets_filter import MASK, SecretsFilter
 from storage.db import make_engine, transaction, upgrade
 from storage.teams import add_member, create_team
@@ -21,12 +19,6 @@ from tests.test_telegram import free_port, private_update
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "webhook-secret-2b7d"
-
-
-@pytest.fixture
-async def fake():
-    async with FakeBotApi(rate_limits=False) as server:
-        yield server
 
 
 def start_bot(tmp_path: Path, fake: FakeBotApi, port: int) -> tuple[subprocess.Popen, Path]:

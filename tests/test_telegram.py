@@ -27,18 +27,6 @@ TYPED = {
 }
 
 
-@pytest.fixture(autouse=True)
-def ptb_timedelta(monkeypatch):
-    # PTB 22 warns when RetryAfter.retry_after is read as a number; opt in to timedelta.
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-
-
-@pytest.fixture
-async def fake():
-    async with FakeBotApi(rate_limits=False) as server:
-        yield server
-
-
 @pytest.fixture
 async def world(fake, engine):
     world = await TelegramWorld(fake, engine, limiter=None).start()
