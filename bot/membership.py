@@ -11,9 +11,8 @@ from bot.events import Incoming, Reply, Response
 from bot.turn import DialogConfig, Turn, escape
 from flows.i18n import LANGUAGES, t
 from storage.invites import create_invite, redeem_invite, set_invite_user
+from storage.models import INVITE_ROLES
 from storage.teams import add_member, get_team, get_team_member, update_member
-
-INVITE_ROLES = ("rep", "manager")
 
 
 def stranger_event(

@@ -59,10 +59,6 @@ def quiet_until(now: datetime, policy: NudgePolicy) -> datetime:
     return end if end > now else now
 
 
-def next_local_midnight(now: datetime) -> datetime:
-    return at_local(now.date() + timedelta(days=1), time(0, 0), now)
-
-
 def start_of_day(now: datetime) -> datetime:
     return at_local(now.date(), time(0, 0), now)
 
