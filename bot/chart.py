@@ -231,11 +231,21 @@ MAX_BASES = 8  # titles and stage names per language and playbook: a handful per
 
 def _layout(n: int, font: str | None) -> _Layout:
     size = 15 if n <= 8 else max(7, 15 - (n - 8) // 2)
-    props = FontProperties(fname=font) if font else FontProperties(family="DejaVu Sans")
-    bold = props.copy()
-    bold.set_weight("bold")  # a font given by file keeps its one weight
+    if font:
+        props = FontProperties(fname=font)
+        bold = props.copy()
+        bold.set_weight("bold")  # a font given by file keeps its one weight
+    else:
+        # The files the family resolves to, looked up once rather than at every text drawn.
+        props = FontProperties(fname=_family_file("normal"))
+        bold = FontProperties(fname=_family_file("bold"))
     plain = {"fontproperties": props, "fontsize": size, "parse_math": False, "va": "center"}
     return _Layout(n, plain, {**plain, "fontproperties": bold})
+
+
+@cache
+def _family_file(weight: str) -> str:
+    return font_manager.findfont(FontProperties(family="DejaVu Sans", weight=weight))
 
 
 def _base(head: str, labels: tuple[str, ...], font: str | None) -> _Base:
