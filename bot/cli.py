@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.app import build_app
-from bot.config import WEBHOOK_SECRET_ENV, ConfigError, load_settings
+from bot.config import WEBHOOK_SECRET_ENV, ConfigError, DefaultSettings, load_settings
 from bot.secrets_filter import hide_secrets
 from bot.team_cli import team_app
 from bot.terminal import TerminalChat, demo_sender, plain
@@ -107,14 +107,15 @@ def digest(
 ) -> None:
     """Send today's digests now (with TELEGRAM_BOT_TOKEN), or print them and save the charts."""
     if not now:
-        typer.echo("Use: stagecoach digest --now", err=True)
+        typer.echo(t(_language(), "cli.digest_usage"), err=True)
         raise typer.Exit(2)
     settings = _settings()
+    language = settings.defaults.language
     stagecoach = _build(settings)
     token = os.environ.get(NO_TOKEN_ENV, "").strip()
     if token:
         sent = asyncio.run(send_digests_now(stagecoach, token))
-        typer.echo(f"Sent {sent} digest(s).")
+        typer.echo(t(language, "cli.digests_sent", sent=sent))
         return
     out.mkdir(parents=True, exist_ok=True)
     for manager, replies in preview_digests(stagecoach):
@@ -123,7 +124,7 @@ def digest(
             if reply.photo:
                 chart = out / f"digest-{manager.id}.png"
                 chart.write_bytes(reply.photo)
-                typer.echo(f"[chart: {chart}]")
+                typer.echo(t(language, "cli.digest_chart", path=chart))
         typer.echo("")
 
 
@@ -135,48 +136,68 @@ def playbook_check(
 ) -> None:
     """Validate a playbook: print OK, or every problem with its stage and field (exit 1)."""
     if path is None:
-        configured = _settings().playbook.path
-        path = Path(configured) if configured else None
+        settings = _settings()
+        language = settings.defaults.language
+        path = Path(settings.playbook.path) if settings.playbook.path else None
+    else:  # a config error must not stop checking a named file
+        language = _language()
     try:
         playbook = load_playbook(path)
     except PlaybookError as exc:
-        typer.echo(f"{exc.path}: {len(exc.problems)} problem(s)", err=True)
+        problems = t(language, "cli.playbook_problems", path=exc.path, count=len(exc.problems))
+        typer.echo(problems, err=True)
         for problem in exc.problems:
             typer.echo(f"  - {problem}", err=True)
         raise typer.Exit(1) from exc
     fields = sum(len(s.fields) + len(s.checklist) for s in playbook.stages)
-    where = path or "shipped playbook"
-    typer.echo(
-        f"OK {where}: {len(playbook.stages)} stages, {fields} questions, "
-        f"languages {', '.join(playbook.languages)}"
+    ok = t(
+        language,
+        "cli.playbook_ok",
+        where=path or t(language, "cli.shipped_playbook"),
+        stages=len(playbook.stages),
+        questions=fields,
+        languages=", ".join(playbook.languages),
     )
+    typer.echo(ok)
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the database to the newest schema."""
-    url = _settings().database.url
+    settings = _settings()
+    url = settings.database.url
     upgrade(make_engine(url))
-    typer.echo(f"Database is up to date: {_redact(url)}")
+    typer.echo(t(settings.defaults.language, "cli.database_up_to_date", url=_redact(url)))
 
 
 def _settings():
     try:
         return load_settings()
     except ConfigError as exc:
-        typer.echo(f"Config error: {exc}", err=True)
+        # No settings, so no configured language: the model's default one.
+        typer.echo(t(DefaultSettings().language, "cli.config_error", error=exc), err=True)
         raise typer.Exit(2) from exc
+
+
+def _language() -> str:
+    """The configured language, for a command that needs no other setting (even a broken config)."""
+    try:
+        return load_settings().defaults.language
+    except ConfigError:
+        return DefaultSettings().language
 
 
 def _build(settings):
+    language = settings.defaults.language
     try:
         return build_app(settings)
     except PlaybookError as exc:
-        typer.echo(f"Playbook error: {exc}", err=True)
+        typer.echo(t(language, "cli.playbook_error", error=exc), err=True)
         raise typer.Exit(2) from exc
     except SQLAlchemyError as exc:
         reason = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
-        typer.echo(f"Cannot open the database {_redact(settings.database.url)}: {reason}", err=True)
+        url = _redact(settings.database.url)
+        typer.echo(t(language, "cli.database_unavailable", url=url, reason=reason), err=True)
         raise typer.Exit(2) from exc
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -15,6 +16,7 @@ from telegram.error import TelegramError
 from bot.config import Settings
 from bot.membership import invite_link
 from bot.turn import DialogConfig
+from flows.i18n import t
 from storage.db import make_engine, transaction, upgrade
 from storage.invites import create_invite
 from storage.teams import create_team, get_team_by_name, list_members, update_member
@@ -35,14 +37,16 @@ def _settings(ctx: typer.Context) -> Settings:
 @team_app.command("create")
 def team_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Team name")]) -> None:
     """Create a team."""
-    engine = _engine(ctx)
+    settings = _settings(ctx)
+    language = settings.defaults.language
+    engine = _engine(settings)
     with transaction(engine) as session:
         if get_team_by_name(session, name=name) is not None:
-            typer.echo(f"A team named {name!r} exists already.", err=True)
+            typer.echo(t(language, "cli.team_exists", team=name), err=True)
             raise typer.Exit(1)
         team = create_team(session, name=name, now=datetime.now(UTC))
-    typer.echo(f"Created team {name!r} (id {team.id}). Invite its first manager with:")
-    typer.echo(f"  stagecoach team invite {name!r} --role manager")
+    typer.echo(t(language, "cli.team_created", team=name, team_id=team.id))
+    typer.echo(f"  stagecoach team invite {shlex.quote(name)} --role manager")
 
 
 @team_app.command("invite")
@@ -56,15 +60,18 @@ def team_invite(
 ) -> None:
     """Print a one-time invite code and its t.me link (valid 7 days)."""
     settings = _settings(ctx)
-    engine = _engine(ctx)
+    language = settings.defaults.language
+    engine = _engine(settings)
     with transaction(engine) as session:
-        found = _team_or_exit(session, team)
+        found = _team_or_exit(session, team, language)
         invite = create_invite(session, team_id=found.id, role=role.value, now=datetime.now(UTC))
     username = (bot_username or "").lstrip("@") or _ask_telegram_username(settings)
-    typer.echo(f"Invite code for a {role.value} of {team!r}: {invite.code}")
-    typer.echo(f"Link: {invite_link(DialogConfig(bot_username=username), invite.code)}")
+    role_name = t(language, f"team.role_{role.value}")
+    typer.echo(t(language, "cli.invite_code", role=role_name, team=team, code=invite.code))
+    link = invite_link(DialogConfig(bot_username=username), invite.code)
+    typer.echo(t(language, "cli.invite_link", link=link))
     if not username:
-        typer.echo("(Send that /start line to the bot in a private chat, or pass --bot-username.)")
+        typer.echo(t(language, "cli.invite_no_username"))
 
 
 @team_app.command("members")
@@ -72,10 +79,13 @@ def team_members(
     ctx: typer.Context, team: Annotated[str, typer.Argument(help="Team name")]
 ) -> None:
     """List a team's members: Telegram id, role, name, and whether they were removed."""
-    with transaction(_engine(ctx)) as session:
-        found = _team_or_exit(session, team)
+    settings = _settings(ctx)
+    language = settings.defaults.language
+    removed = "  " + t(language, "cli.member_removed_mark")
+    with transaction(_engine(settings)) as session:
+        found = _team_or_exit(session, team, language)
         for member in list_members(session, team_id=found.id):
-            state = "" if member.active else "  (removed)"
+            state = "" if member.active else removed
             typer.echo(f"{member.telegram_user_id}\t{member.role}\t{member.display_name}{state}")
 
 
@@ -86,8 +96,10 @@ def team_remove(
     telegram_user_id: Annotated[int, typer.Argument(help="The member's Telegram user id")],
 ) -> None:
     """Remove a member: they lose access at once; their deals and answers stay."""
-    with transaction(_engine(ctx)) as session:
-        found = _team_or_exit(session, team)
+    settings = _settings(ctx)
+    language = settings.defaults.language
+    with transaction(_engine(settings)) as session:
+        found = _team_or_exit(session, team, language)
         member = next(
             (
                 m
@@ -97,22 +109,31 @@ def team_remove(
             None,
         )
         if member is None:
-            typer.echo(f"No member {telegram_user_id} in {team!r}.", err=True)
+            typer.echo(
+                t(language, "cli.member_unknown", user_id=telegram_user_id, team=team), err=True
+            )
             raise typer.Exit(1)
         update_member(session, member_id=member.id, active=False)
-    typer.echo(f"Removed {member.display_name} ({telegram_user_id}) from {team!r}.")
+    removed = t(
+        language,
+        "cli.member_removed",
+        name=member.display_name,
+        user_id=telegram_user_id,
+        team=team,
+    )
+    typer.echo(removed)
 
 
-def _team_or_exit(session, name: str):
+def _team_or_exit(session, name: str, language: str):
     found = get_team_by_name(session, name=name)
     if found is None:
-        typer.echo(f"No team named {name!r}. Create it with: stagecoach team create", err=True)
+        typer.echo(t(language, "cli.team_unknown", team=name), err=True)
         raise typer.Exit(1)
     return found
 
 
-def _engine(ctx: typer.Context):
-    database = _settings(ctx).database
+def _engine(settings: Settings):
+    database = settings.database
     engine = make_engine(database.url, sqlite_synchronous=database.sqlite_synchronous)
     upgrade(engine)
     return engine
@@ -125,6 +146,7 @@ def _ask_telegram_username(settings: Settings) -> str | None:
     try:
         me = asyncio.run(Bot(token, base_url=settings.telegram.base_url).get_me())
     except TelegramError as exc:
-        typer.echo(f"(Could not ask Telegram for the bot's name: {exc.message})", err=True)
+        error = t(settings.defaults.language, "cli.bot_name_unknown", error=exc.message)
+        typer.echo(error, err=True)
         return None
     return me.username

@@ -10,6 +10,7 @@ import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import inspect
 from typer.testing import CliRunner
 
@@ -26,6 +27,22 @@ from storage.teams import add_member, get_team_by_name
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGECOACH = [sys.executable, "-m", "bot"]
+
+
+@pytest.fixture
+def english(tmp_path, monkeypatch):
+    """A config file whose default language is English: the CLI prints English."""
+    config = tmp_path / "config.toml"
+    config.write_text('[defaults]\nlanguage = "en"\n', encoding="utf-8")
+    monkeypatch.setenv("STAGECOACH_CONFIG", str(config))
+
+
+@pytest.fixture
+def default_language(tmp_path, monkeypatch):
+    """A config file that sets no language: the CLI prints in the default one, Chinese."""
+    config = tmp_path / "config.toml"
+    config.write_text("", encoding="utf-8")
+    monkeypatch.setenv("STAGECOACH_CONFIG", str(config))
 
 
 def run_chat(script: str, database: Path) -> str:
@@ -78,13 +95,21 @@ def test_a_scripted_terminal_session_opens_a_deal_and_resumes_after_quitting(tmp
     assert "open:" in second.split("> /gaps")[1]
 
 
-def test_playbook_check_accepts_the_shipped_playbook():
+def test_playbook_check_accepts_the_shipped_playbook(english):
     result = CliRunner().invoke(app, ["playbook", "check", str(shipped_playbook_path())])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("OK")
+    assert "stages" in result.output and "languages zh, en" in result.output
 
 
-def test_playbook_check_names_the_stage_and_field_of_each_problem(tmp_path):
+def test_playbook_check_of_the_configured_playbook_speaks_the_default_language(default_language):
+    result = CliRunner().invoke(app, ["playbook", "check"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("检查通过 内置销售手册：")
+    assert "个阶段" in result.output and "OK" not in result.output
+
+
+def test_playbook_check_names_the_stage_and_field_of_each_problem(tmp_path, english):
     raw = shipped_playbook_path().read_text(encoding="utf-8")
     broken = raw.replace('id = "budget"', 'id = "budget"\nquestoin = "?"', 1)
     broken = broken.replace('type = "money"', 'type = "currency"', 1)
@@ -93,15 +118,17 @@ def test_playbook_check_names_the_stage_and_field_of_each_problem(tmp_path):
     tomllib.loads(broken)  # still valid TOML: the problems are in the playbook
     result = CliRunner().invoke(app, ["playbook", "check", str(path)])
     assert result.exit_code == 1
+    assert f"{path}: 2 problem(s)" in result.output
     assert "stage 'potential' › field 'budget' › questoin: unknown key" in result.output
     assert "field 'budget' › type" in result.output
 
 
-def test_db_upgrade_creates_the_schema(tmp_path, monkeypatch):
+def test_db_upgrade_creates_the_schema(tmp_path, monkeypatch, english):
     database = tmp_path / "fresh.db"
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database}")
     result = CliRunner().invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
+    assert result.output == f"Database is up to date: sqlite:///{database}\n"
     engine = make_engine(f"sqlite:///{database}")
     assert {"team", "member", "deal", "answer", "conversation"} <= set(
         inspect(engine).get_table_names()
@@ -116,6 +143,8 @@ def test_a_bad_config_file_is_named_with_its_key(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["db", "upgrade"])
     assert result.exit_code == 2
     assert "defaults.timezone" in result.output and "Mars/Base" in result.output
+    # No settings, so no configured language: the message is in the default one.
+    assert result.output.startswith(f"配置有误：{config}: defaults.timezone")
 
 
 def test_terminal_numbers_press_only_the_newest_buttons(tmp_path, monkeypatch):
@@ -147,19 +176,42 @@ def test_run_in_webhook_mode_needs_a_url_and_a_secret(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "webhook_url" in result.output
 
 
-def test_team_create_and_invite_print_a_code_and_link(tmp_path, monkeypatch):
+def test_team_create_and_invite_print_a_code_and_link(tmp_path, monkeypatch, english):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'team.db'}")
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
     runner = CliRunner()
-    assert runner.invoke(app, ["team", "create", "Sales East"]).exit_code == 0
-    assert runner.invoke(app, ["team", "create", "Sales East"]).exit_code == 1
+    created = runner.invoke(app, ["team", "create", "Sales East"])
+    assert created.exit_code == 0, created.output
+    assert created.output.startswith("Created team 'Sales East' (id 1). Invite its first manager")
+    assert "  stagecoach team invite 'Sales East' --role manager" in created.output
+    again = runner.invoke(app, ["team", "create", "Sales East"])
+    assert again.exit_code == 1 and "A team named 'Sales East' exists already." in again.output
     result = runner.invoke(
         app, ["team", "invite", "Sales East", "--role", "manager", "--bot-username", "@my_bot"]
     )
     assert result.exit_code == 0, result.output
-    code = result.output.split("Invite code for a manager of 'Sales East': ")[1].split()[0]
-    assert f"https://t.me/my_bot?start={code}" in result.output
-    assert runner.invoke(app, ["team", "invite", "Nobody"]).exit_code == 1
+    code = result.output.split("Invite code for a sales manager of 'Sales East': ")[1].split()[0]
+    assert f"Link: https://t.me/my_bot?start={code}" in result.output
+    unlinked = runner.invoke(app, ["team", "invite", "Sales East"])
+    assert "Link: /start " in unlinked.output and "--bot-username" in unlinked.output
+    nobody = runner.invoke(app, ["team", "invite", "Nobody"])
+    assert nobody.exit_code == 1 and "No team named 'Nobody'." in nobody.output
+
+
+def test_team_commands_speak_the_default_language(tmp_path, monkeypatch, default_language):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'team.db'}")
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    runner = CliRunner()
+    created = runner.invoke(app, ["team", "create", "华东销售"])
+    assert created.exit_code == 0, created.output
+    assert created.output.startswith("已创建团队“华东销售”（id 1）。")
+    result = runner.invoke(app, ["team", "invite", "华东销售", "--bot-username", "my_bot"])
+    assert result.exit_code == 0, result.output
+    code = result.output.split("“华东销售”的销售邀请码：")[1].split()[0]
+    assert f"链接：https://t.me/my_bot?start={code}" in result.output
+    nobody = runner.invoke(app, ["team", "members", "华北销售"])
+    assert nobody.exit_code == 1
+    assert "没有名为“华北销售”的团队。" in nobody.output and "No team" not in nobody.output
 
 
 def team_with_member(runner: CliRunner, *, telegram_user_id: int, role: str):
@@ -181,7 +233,9 @@ def team_with_member(runner: CliRunner, *, telegram_user_id: int, role: str):
     return stagecoach
 
 
-def test_digest_now_without_a_token_prints_the_digests_and_saves_charts(tmp_path, monkeypatch):
+def test_digest_now_without_a_token_prints_the_digests_and_saves_charts(
+    tmp_path, monkeypatch, english
+):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'digest.db'}")
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
     runner = CliRunner()
@@ -190,17 +244,27 @@ def test_digest_now_without_a_token_prints_the_digests_and_saves_charts(tmp_path
     result = runner.invoke(app, ["digest", "--now", "--out", str(tmp_path / "charts")])
     assert result.exit_code == 0, result.output
     assert "Daily digest · Sales East" in result.output
-    assert next((tmp_path / "charts").glob("digest-*.png")).read_bytes()[:4] == b"\x89PNG"
+    chart = next((tmp_path / "charts").glob("digest-*.png"))
+    assert chart.read_bytes()[:4] == b"\x89PNG"
+    assert f"[chart: {chart}]" in result.output
 
 
-def test_a_removed_member_loses_access_at_once(tmp_path, monkeypatch):
+def test_digest_without_now_says_how_to_use_it(default_language):
+    result = CliRunner().invoke(app, ["digest"])
+    assert result.exit_code == 2
+    assert result.output == "用法：stagecoach digest --now\n"
+
+
+def test_a_removed_member_loses_access_at_once(tmp_path, monkeypatch, english):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'team.db'}")
     runner = CliRunner()
     stagecoach = team_with_member(runner, telegram_user_id=77, role="rep")
     result = runner.invoke(app, ["team", "remove", "Sales East", "77"])
     assert result.exit_code == 0, result.output
-    assert "(removed)" in runner.invoke(app, ["team", "members", "Sales East"]).output
+    assert "Removed Ann (77) from 'Sales East'." in result.output
+    assert "77\trep\tAnn  (removed)" in runner.invoke(app, ["team", "members", "Sales East"]).output
     response = stagecoach.dialog.handle(Incoming(Sender(77), text="/deals"))
-    assert [r.text for r in response.replies] == [t("zh", "dialog.not_a_member")]
-    assert runner.invoke(app, ["team", "remove", "Sales East", "78"]).exit_code == 1
+    assert [r.text for r in response.replies] == [t("en", "dialog.not_a_member")]
+    missing = runner.invoke(app, ["team", "remove", "Sales East", "78"])
+    assert missing.exit_code == 1 and "No member 78 in 'Sales East'." in missing.output
     stagecoach.engine.dispose()
