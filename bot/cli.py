@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.app import build_app
 from bot.config import WEBHOOK_SECRET_ENV, ConfigError, DefaultSettings, load_settings
 from bot.secrets_filter import hide_secrets
-from bot.team_cli import team_app
+from bot.team_cli import Role, team_app
 from bot.terminal import TerminalChat, demo_sender, plain
 from bot.tg.application import preview_digests, send_digests_now
 from bot.tg.application import run as run_bot
@@ -32,11 +31,6 @@ app.add_typer(playbook_app, name="playbook")
 app.add_typer(db_app, name="db")
 app.add_typer(team_app, name="team")
 NO_TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
-
-
-class Role(StrEnum):
-    rep = "rep"
-    manager = "manager"
 
 
 @app.callback()

@@ -25,7 +25,9 @@ TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 team_app = typer.Typer(help="Create teams and invite members.", no_args_is_help=True)
 
 
-class InviteRole(StrEnum):
+class Role(StrEnum):
+    """A role a member joins with (storage.models.INVITE_ROLES), as a command-line choice."""
+
     rep = "rep"
     manager = "manager"
 
@@ -53,7 +55,7 @@ def team_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Te
 def team_invite(
     ctx: typer.Context,
     team: Annotated[str, typer.Argument(help="Team name")],
-    role: Annotated[InviteRole, typer.Option(help="Role of the new member")] = InviteRole.rep,
+    role: Annotated[Role, typer.Option(help="Role of the new member")] = Role.rep,
     bot_username: Annotated[
         str | None, typer.Option(help="The bot's @username, for the link (else asked of Telegram)")
     ] = None,

@@ -268,3 +268,10 @@ def test_a_removed_member_loses_access_at_once(tmp_path, monkeypatch, english):
     missing = runner.invoke(app, ["team", "remove", "Sales East", "78"])
     assert missing.exit_code == 1 and "No member 78 in 'Sales East'." in missing.output
     stagecoach.engine.dispose()
+
+
+def test_the_command_line_offers_the_roles_an_invite_can_carry():
+    from bot.team_cli import Role
+    from storage.models import INVITE_ROLES
+
+    assert [role.value for role in Role] == list(INVITE_ROLES)
