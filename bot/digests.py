@@ -139,7 +139,7 @@ def _facts(
     checker = FactChecker(playbook)
     stages = {stage.id for stage in playbook.stages}
     by_id = {deal.deal_id: deal for deal in deals}
-    facts = {}
+    facts: dict[int, DealFacts] = {}
     for deal_id, answers in open_deal_answers(session, team_id=team_id, keys=checker.keys):
         deal = by_id.get(deal_id)  # None: opened after the deals were read
         if deal is not None and deal.stage_id in stages:
