@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from storage.errors import NotFoundError
@@ -16,6 +17,7 @@ from storage.models import Answer, AnswerChange, Deal
 # answer, and no other module holds Answer objects, so the ORM's unit of work buys nothing.
 _ANSWERS = Answer.__table__
 _CHANGES = AnswerChange.__table__
+_DEALS = Deal.__table__
 _ALL = (
     select(_ANSWERS.c.key, _ANSWERS.c.value)
     .where(_ANSWERS.c.deal_id == bindparam("deal_id"))
@@ -148,7 +150,8 @@ def _record_change(
     member_id: int,
     now: datetime,
 ) -> None:
-    session.connection().execute(
+    connection = session.connection()
+    connection.execute(
         insert(_CHANGES).values(
             deal_id=deal.id,
             key=key,
@@ -158,4 +161,5 @@ def _record_change(
             changed_at=now,
         )
     )
-    deal.updated_at = now  # written with the session's next flush
+    connection.execute(update(_DEALS).where(_DEALS.c.id == deal.id).values(updated_at=now))
+    set_committed_value(deal, "updated_at", now)  # the loaded deal says so too, not dirty

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from storage.models import Conversation
+
+_CONVERSATIONS = Conversation.__table__
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def get_conversation(
@@ -32,32 +34,25 @@ def save_conversation(
     question: str | None,
     state: dict[str, Any],
     now: datetime,
-) -> Conversation:
-    """Insert or replace the member's conversation.
+) -> None:
+    """Insert or replace the member's conversation (one statement: it ends every turn).
 
     Args:
         session: The open session (not committed here).
         member_id: The member.
         deal_id: The deal in focus, if any.
         question: The field/checklist id being asked, if any.
-        state: The dialog layer's opaque JSON dict (stored as a copy).
+        state: The dialog layer's opaque JSON dict (stored as JSON, so as a copy).
         now: When (timezone-aware).
-
-    Returns:
-        The stored conversation.
     """
-    conversation = session.get(Conversation, member_id)
-    if conversation is None:
-        conversation = Conversation(member_id=member_id)
-        session.add(conversation)
-    conversation.deal_id = deal_id
-    conversation.question = question
-    conversation.state = copy.deepcopy(state)
-    # The caller may have mutated the very dict it read, which the ORM would not notice.
-    flag_modified(conversation, "state")
-    conversation.updated_at = now
-    session.flush()
-    return conversation
+    values = {"deal_id": deal_id, "question": question, "state": state, "updated_at": now}
+    connection = session.connection()
+    upsert = _INSERTS[connection.dialect.name](_CONVERSATIONS).values(member_id=member_id, **values)
+    session.flush()  # a deal or member created in this transaction goes in first
+    connection.execute(upsert.on_conflict_do_update(index_elements=["member_id"], set_=values))
+    loaded = session.identity_map.get(session.identity_key(Conversation, member_id))
+    if loaded is not None:
+        session.expire(loaded)  # read again if asked: the row is what was just written
 
 
 def clear_conversation(session: Session, *, member_id: int) -> bool:
