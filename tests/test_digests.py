@@ -24,17 +24,6 @@ THURSDAY = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)  # 10:00 Shanghai
 DIGEST_TIME = datetime(2026, 11, 27, 0, 30, tzinfo=UTC)  # Friday 08:30 Shanghai
 
 
-@pytest.fixture(autouse=True)
-def ptb_timedelta(monkeypatch):
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-
-
-@pytest.fixture
-async def fake():
-    async with FakeBotApi(rate_limits=False) as server:
-        yield server
-
-
 def attach_clock(world: TelegramWorld, clock: Clock) -> None:
     world.clock = clock
     world.app.dialog.clock = clock
