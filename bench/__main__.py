@@ -18,7 +18,6 @@ from dataclasses import replace
 # PTB 22 warns unless durations are opted in as timedelta (the bot's own tests do the same).
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
-from bench import whatif  # noqa: E402
 from bench.databases import postgres_problem, postgres_version  # noqa: E402
 from bench.report import Figure, machine_line, note, print_table  # noqa: E402
 from bench.sizes import FULL, QUICK  # noqa: E402
@@ -34,11 +33,6 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--db", default="sqlite,postgresql", help="databases: sqlite, postgresql or both"
     )
     parser.add_argument("--rate", type=float, default=None, help="open-loop updates/s (100)")
-    parser.add_argument(
-        "--what-if",
-        default="",
-        help=f"measure a proposed change (labelled): {', '.join(whatif.CHANGES)}",
-    )
     arguments = parser.parse_args(argv)
     chosen = [n.strip() for n in arguments.only.split(",") if n.strip()] or list(NAMES)
     unknown = set(chosen) - set(NAMES)
@@ -81,15 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if arguments.quick else FULL
     if arguments.rate:
         sizes = replace(sizes, rate=arguments.rate)
-    changes = whatif.apply(arguments.what_if)
     kinds = _databases(arguments.db)
     extra = {"load average": " ".join(f"{load:.2f}" for load in os.getloadavg())}
     if "postgresql" in kinds:
         extra["postgresql"] = postgres_version()
     note(f"machine: {machine_line(extra)}")
     note(f"sizes: {'quick (CI smoke)' if arguments.quick else 'full (the issue)'}")
-    if changes:
-        note(f"WHAT-IF (not the product as is): {'; '.join(changes)}")
     failed, verdicts = [], []
     for name in arguments.names:
         started = time.perf_counter()
