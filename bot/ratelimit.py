@@ -12,8 +12,9 @@ Limits (Telegram Bot FAQ, "My bot is hitting limits, how do I avoid this?"):
 What counts: only endpoints that put a message into a chat -- ``send*`` (not
 ``sendChatAction``: it shows "typing..." and makes no message), ``copyMessage(s)``,
 ``forwardMessage(s)`` and ``editMessage*``. ``sendMediaGroup`` counts as one. Everything else
-(getUpdates, getMe, answerCallbackQuery, setMyCommands, setWebhook, deleteMessage, ...) passes
-straight through: not throttled, not paused, not retried.
+(getUpdates, getMe, answerCallbackQuery, setMyCommands, setWebhook, deleteMessage, ...) is not
+throttled, paused or retried. Every request but getUpdates waits for one of ``max_in_flight``
+slots: at most that many are in flight at once (the HTTP pool has as many connections).
 
 Retry rule: on ``RetryAfter`` we sleep ``retry_after`` + 0.1 s and retry, at most ``max_retries``
 times (``rate_limit_args`` overrides it per call), then re-raise. If the request had a
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
@@ -96,6 +96,8 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         self._overall = AsyncLimiter(self._overall_per_second, 1)
         self._chats: OrderedDict[int | str, _Chat] = OrderedDict()
         self._paused_until = 0.0  # global pause, from a 429 on a request without chat_id
+        # httpx scans every pooled connection and every queued request on each request, so
+        # hundreds of concurrent deliveries cost more CPU than they send: they queue here.
         self._in_flight = asyncio.Semaphore(self._max_in_flight)
 
     async def initialize(self) -> None:
@@ -150,37 +152,52 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> Result:
-        if endpoint == "getUpdates":  # a long poll has its own connection; never queue it
+        # PTB's ExtBot sends getUpdates around the limiter; should one come here, a long poll
+        # (on its own connection) must never queue behind messages.
+        if endpoint == "getUpdates":
             return await callback(*args, **kwargs)
         if not counts_against_limits(endpoint):
             return await self._post(callback, args, kwargs)
         max_retries = self._max_retries if rate_limit_args is None else rate_limit_args
         key = chat_key(data.get("chat_id"))
-        for attempt in itertools.count():
+        attempt = 0
+        while True:
             chat = None if key is None else self._chat(key)
             await self._throttle(chat)
-            try:
-                return await self._post(callback, args, kwargs)
-            except RetryAfter as exc:
-                # `exc.retry_after` warns about its int -> timedelta migration; the private
-                # timedelta is what PTB's own AIORateLimiter reads too.
-                wait = exc._retry_after.total_seconds() + RETRY_MARGIN
-                where = "all chats" if chat is None else f"chat {key}"
-                if attempt >= max_retries:
-                    logger.warning(
-                        "429 on %s for %s; giving up after %d retries", endpoint, where, attempt
-                    )
-                    raise
-                logger.warning("429 on %s for %s; waiting %.2f s", endpoint, where, wait)
-                until = asyncio.get_running_loop().time() + wait
-                if chat is None:
-                    self._paused_until = max(self._paused_until, until)
-                else:
-                    chat.paused_until = max(chat.paused_until, until)
-        raise AssertionError("unreachable")  # pragma: no cover
+            async with self._in_flight:
+                if self._pause_left(chat) > 0:
+                    continue  # a 429 came in while we waited for a slot: wait it out first
+                try:
+                    return await callback(*args, **kwargs)
+                except RetryAfter as exc:
+                    self._retry_after(exc, chat, key, endpoint, attempt, max_retries)
+            attempt += 1
+
+    def _retry_after(
+        self,
+        exc: RetryAfter,
+        chat: _Chat | None,
+        key: int | str | None,
+        endpoint: str,
+        attempt: int,
+        max_retries: int,
+    ) -> None:
+        """Pause the chat (or, without one, every chat) for the 429's wait; re-raise when the
+        retries are used up."""
+        # `exc.retry_after` warns about its int -> timedelta migration; the private timedelta
+        # is what PTB's own AIORateLimiter reads too.
+        wait = exc._retry_after.total_seconds() + RETRY_MARGIN
+        where = "all chats" if chat is None else f"chat {key}"
+        if attempt >= max_retries:
+            logger.warning("429 on %s for %s; giving up after %d retries", endpoint, where, attempt)
+            raise exc
+        logger.warning("429 on %s for %s; waiting %.2f s", endpoint, where, wait)
+        until = asyncio.get_running_loop().time() + wait
+        if chat is None:
+            self._paused_until = max(self._paused_until, until)
+        else:
+            chat.paused_until = max(chat.paused_until, until)
 
     async def _post(self, callback, args: Any, kwargs: dict[str, Any]) -> Result:
-        # httpx scans every pooled connection and every queued request on each request, so
-        # hundreds of concurrent deliveries cost more CPU than they send; they queue here.
         async with self._in_flight:
             return await callback(*args, **kwargs)

@@ -226,3 +226,33 @@ async def test_at_most_max_in_flight_requests_at_once_and_long_polls_never_wait(
     release.set()
     await asyncio.gather(*tasks, poll)
     assert most == 4
+
+
+async def test_a_request_waiting_for_a_slot_respects_a_pause_that_came_in_meanwhile() -> None:
+    limiter = TelegramRateLimiter(private_burst=100, private_per_second=100, max_in_flight=1)
+    await limiter.initialize()
+    release = asyncio.Event()
+    sent: dict[str, float] = {}
+    calls = 0
+    start = time.monotonic()
+
+    async def post(name: str) -> dict[str, object]:
+        nonlocal calls
+        calls += 1
+        if name == "first" and calls == 1:
+            await release.wait()  # holds the only slot while "second" queues for it
+            sent["429"] = time.monotonic() - start
+            raise RetryAfter(retry_after=0.3)
+        sent.setdefault(name, time.monotonic() - start)
+        return {}
+
+    def request(name: str):
+        return limiter.process_request(post, (name,), {}, "sendMessage", {"chat_id": 5}, None)
+
+    first = asyncio.create_task(request("first"))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(request("second"))
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.gather(first, second)
+    assert sent["second"] >= sent["429"] + 0.3 - SLACK  # not straight into the pause
