@@ -58,6 +58,10 @@ _CLAIMS = {
     "sqlite": _claim_statement(sqlite.insert),
     "postgresql": _claim_statement(postgresql.insert),
 }
+_EXISTING = select(col(DigestRun.id)).where(
+    col(DigestRun.member_id) == bindparam("manager"),
+    col(DigestRun.digest_date) == bindparam("day"),
+)
 _TAKE_OVER = (
     update(DigestRun)
     .where(
@@ -83,11 +87,12 @@ def claim_digest(
     """
     connection = session.connection()
     values = {"manager": member_id, "day": digest_date, "by": instance, "at": now}
-    claimed = connection.execute(_CLAIMS[connection.dialect.name], values).scalar()
-    if claimed is None:  # there is a run already: take it over if it was abandoned
-        values["abandoned_before"] = now - CLAIM_TIMEOUT
-        claimed = connection.execute(_TAKE_OVER, values).scalar()
-    return claimed
+    if connection.execute(_EXISTING, values).first() is None:
+        # Insert only for a day without a run: this runs every tick, and PostgreSQL spends a
+        # sequence number on every INSERT, even one that ON CONFLICT DO NOTHING skips.
+        return connection.execute(_CLAIMS[connection.dialect.name], values).scalar()
+    values["abandoned_before"] = now - CLAIM_TIMEOUT  # take it over if it was abandoned
+    return connection.execute(_TAKE_OVER, values).scalar()
 
 
 def finish_digest(session: Session, *, run_id: int, now: datetime) -> None:
