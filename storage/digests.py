@@ -10,8 +10,9 @@ from itertools import chain, groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Row, Text, and_, bindparam, cast, false, func, or_, update
+from sqlalchemy import Row, Text, and_, bindparam, cast, false, func, or_, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.types import NullType
 from sqlmodel import Session, col, select
 
 from storage.models import Answer, AnswerChange, Deal, DigestRun, Member, StageChange
@@ -34,6 +35,7 @@ DIGEST_DEAL_COLUMNS = (
     "lost_reason",
 )
 STREAM_BATCH = 2_000
+_RAW = NullType()  # no result processing: the driver's value as it is
 # raw_decode: json.loads without its whitespace checks (stored JSON never starts with any).
 _DECODE = json.JSONDecoder().raw_decode
 
@@ -173,16 +175,23 @@ def open_deal_answers(
             other stages are left out).
     """
     wanted = None if keys is None else tuple((s, tuple(sorted(k))) for s, k in keys.items())
-    rows = _streamed(session, _answers_statement(wanted), {"team_id": team_id})
+    dialect = session.get_bind().dialect.name
+    rows = _streamed(session, _answers_statement(wanted, dialect), {"team_id": team_id})
     for deal_id, answers in groupby(rows, key=itemgetter(0)):
         yield deal_id, {key: _json(text) for _, key, text in answers}
 
 
 @lru_cache(maxsize=8)
-def _answers_statement(keys: tuple[tuple[str, tuple[str, ...]], ...] | None):
-    # The JSON text, decoded by _json: JSON columns decode each value through several layers.
+def _answers_statement(keys: tuple[tuple[str, tuple[str, ...]], ...] | None, dialect: str):
+    # The raw stored value, decoded by _json: JSON columns decode each value through several
+    # layers. PostgreSQL: jsonb as text. SQLite: as stored, where a JSON column (NUMERIC
+    # affinity) keeps bare numbers as numbers; a CAST to TEXT would round floats to 15 digits.
+    if dialect == "postgresql":
+        value = cast(col(Answer.value), Text)
+    else:
+        value = type_coerce(col(Answer.value), _RAW)
     statement = (
-        select(Answer.deal_id, Answer.key, cast(col(Answer.value), Text))
+        select(Answer.deal_id, Answer.key, value)
         .join(Deal, col(Deal.id) == col(Answer.deal_id))
         .where(col(Deal.team_id) == _TEAM, col(Deal.status) == "open")
         .order_by(col(Deal.id))
@@ -212,9 +221,10 @@ def last_activity_by_member(session: Session, *, team_id: int) -> dict[int, date
     return found
 
 
-def _json(text: str) -> Any:
-    """A stored JSON text (as written by json.dumps, or PostgreSQL's jsonb::text) decoded."""
-    return _DECODE(text)[0]
+def _json(stored: str | float) -> Any:
+    """A stored JSON text (json.dumps's, or PostgreSQL's jsonb::text) decoded; SQLite hands
+    bare numbers back as numbers."""
+    return _DECODE(stored)[0] if isinstance(stored, str) else stored
 
 
 def _streamed(session: Session, statement, params: dict[str, Any]) -> Iterator[Row]:

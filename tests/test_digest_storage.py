@@ -29,6 +29,7 @@ VALUES: dict[str, Any] = {
     "count": 250,
     "big": 10**15,
     "ratio": 2.5,
+    "long_float": 0.1 + 0.2,  # 17 significant digits: a CAST to TEXT on SQLite keeps 15
     "whole_float": 3.0,
     "digits": "123",
     "empty_text": "",
