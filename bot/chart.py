@@ -284,11 +284,12 @@ def _base(head: str, labels: tuple[str, ...], font: str | None) -> _Base:
     return base
 
 
-def _rows(fig: Figure, layout: _Layout, rows: Sequence[FunnelRow], renderer) -> list:
-    """Each stage's bar, count and amount, added to ``fig`` (not drawn yet)."""
+def _add_rows(
+    fig: Figure, layout: _Layout, rows: Sequence[FunnelRow], renderer, artists: list
+) -> None:
+    """Each stage's bar, count and amount, added to ``fig`` (not drawn yet) and to ``artists``."""
     most = max((row.count for row in rows), default=0)
     centre, span, pitch = layout.centre, layout.span, layout.pitch
-    artists = []
     for i, row in enumerate(rows):
         y = layout.y(i)
         count = max(row.count, 0)
@@ -318,7 +319,6 @@ def _rows(fig: Figure, layout: _Layout, rows: Sequence[FunnelRow], renderer) -> 
             )
             _fit(amount, (1 - layout.amount_start) * WIDTH_PX - 10, renderer)
             artists.append(amount)
-    return artists
 
 
 def funnel_png(rows: Sequence[FunnelRow], *, lang: str, title: dict[str, str]) -> bytes:
@@ -333,8 +333,9 @@ def funnel_png(rows: Sequence[FunnelRow], *, lang: str, title: dict[str, str]) -
         base = _base(head, tuple(labels), font)
         renderer = base.canvas.get_renderer()
         base.canvas.restore_region(base.pixels)
-        artists = _rows(base.fig, base.layout, rows, renderer)
+        artists: list = []  # removed again even if adding them fails half-way
         try:
+            _add_rows(base.fig, base.layout, rows, renderer, artists)
             # As Figure.draw would: bars under the texts (no two texts overlap).
             for artist in sorted(artists, key=lambda a: a.get_zorder()):
                 base.fig.draw_artist(artist)

@@ -32,8 +32,9 @@ def drawn_whole(rows: list[FunnelRow], lang: str) -> np.ndarray:
     head, labels, font = chart._texts(rows, lang, TITLE)
     with chart._lock:
         base = chart._base(head, tuple(labels), font)
-        artists = chart._rows(base.fig, base.layout, rows, base.canvas.get_renderer())
+        artists: list = []
         try:
+            chart._add_rows(base.fig, base.layout, rows, base.canvas.get_renderer(), artists)
             base.canvas.draw()
             return np.asarray(base.canvas.buffer_rgba()).copy()
         finally:
