@@ -100,6 +100,11 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         # hundreds of concurrent deliveries cost more CPU than they send: they queue here.
         self._in_flight = asyncio.Semaphore(self._max_in_flight)
 
+    @property
+    def max_in_flight(self) -> int:
+        """How many requests may be in flight at once (size the HTTP pool to match)."""
+        return self._max_in_flight
+
     async def initialize(self) -> None:
         self._reset()
 

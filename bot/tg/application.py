@@ -19,7 +19,7 @@ from bot.digest_runner import DigestRunner
 from bot.events import Reply, Response
 from bot.membership import member_language
 from bot.nudge_runner import NudgeRunner
-from bot.ratelimit import MAX_IN_FLIGHT, TelegramRateLimiter
+from bot.ratelimit import TelegramRateLimiter
 from bot.tg.delivery import Delivery
 from bot.tg.incoming import GroupMigrated, RemovedFromGroup, read_update
 from bot.tg.menu import register_commands
@@ -108,12 +108,13 @@ def build_application(
     Args:
         schedule: start the nudge and digest ticks with the bot (tests drive them by hand).
     """
+    rate_limiter = rate_limiter or TelegramRateLimiter()
     application = (
         ApplicationBuilder()
         .token(token)
         .base_url(app.settings.telegram.base_url)
-        .rate_limiter(rate_limiter or TelegramRateLimiter())
-        .connection_pool_size(MAX_IN_FLIGHT)
+        .rate_limiter(rate_limiter)
+        .connection_pool_size(rate_limiter.max_in_flight)
         .post_init(_post_init)
         .post_stop(_post_stop)
         .build()
