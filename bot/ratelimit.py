@@ -13,8 +13,9 @@ What counts: only endpoints that put a message into a chat -- ``send*`` (not
 ``sendChatAction``: it shows "typing..." and makes no message), ``copyMessage(s)``,
 ``forwardMessage(s)`` and ``editMessage*``. ``sendMediaGroup`` counts as one. Everything else
 (getUpdates, getMe, answerCallbackQuery, setMyCommands, setWebhook, deleteMessage, ...) is not
-throttled, paused or retried. Every request but getUpdates waits for one of ``max_in_flight``
-slots: at most that many are in flight at once (the HTTP pool has as many connections).
+throttled, paused or retried. Every request waits for one of ``max_in_flight`` slots: at most
+that many are in flight at once (the HTTP pool has as many connections). getUpdates never comes
+here: PTB's ExtBot sends it around the limiter, on its own connection.
 
 Retry rule: on ``RetryAfter`` we sleep ``retry_after`` + 0.1 s and retry, at most ``max_retries``
 times (``rate_limit_args`` overrides it per call), then re-raise. If the request had a
@@ -157,10 +158,6 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> Result:
-        # PTB's ExtBot sends getUpdates around the limiter; should one come here, a long poll
-        # (on its own connection) must never queue behind messages.
-        if endpoint == "getUpdates":
-            return await callback(*args, **kwargs)
         if not counts_against_limits(endpoint):
             return await self._post(callback, args, kwargs)
         max_retries = self._max_retries if rate_limit_args is None else rate_limit_args

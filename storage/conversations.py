@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from storage.db import INSERTS
 from storage.models import Conversation
 
 _CONVERSATIONS = Conversation.__table__
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def get_conversation(
@@ -21,7 +20,8 @@ def get_conversation(
 
     Args:
         lock: hold the row until the transaction ends, so two bot instances handling two
-            quick messages of one member take turns instead of overwriting each other.
+            quick messages of one member take turns instead of overwriting each other (a
+            member's very first message has no row to hold yet: there the later one wins).
     """
     return session.get(Conversation, member_id, with_for_update=lock or None)
 
@@ -47,7 +47,7 @@ def save_conversation(
     """
     values = {"deal_id": deal_id, "question": question, "state": state, "updated_at": now}
     connection = session.connection()
-    upsert = _INSERTS[connection.dialect.name](_CONVERSATIONS).values(member_id=member_id, **values)
+    upsert = INSERTS[connection.dialect.name](_CONVERSATIONS).values(member_id=member_id, **values)
     session.flush()  # a deal or member created in this transaction goes in first
     connection.execute(upsert.on_conflict_do_update(index_elements=["member_id"], set_=values))
     loaded = session.identity_map.get(session.identity_key(Conversation, member_id))

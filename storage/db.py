@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlmodel import Session
 
@@ -17,6 +18,14 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _SQLITE_PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=5000")
 SQLITE_SYNCHRONOUS = ("normal", "full")
+# INSERT with ON CONFLICT, per dialect: SQLAlchemy's generic insert() has no such clause.
+INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+def per_dialect(build: Callable[[Callable], Any]) -> dict[str, Any]:
+    """``build(insert)`` for each dialect's ON CONFLICT-capable insert, built once; look the
+    statement up by ``connection.dialect.name``."""
+    return {name: build(insert) for name, insert in INSERTS.items()}
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "normal", **engine_kwargs: Any) -> Engine:

@@ -11,10 +11,10 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Row, Text, and_, bindparam, cast, false, func, or_, type_coerce, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import NullType
 from sqlmodel import Session, col, select
 
+from storage.db import per_dialect
 from storage.models import Answer, AnswerChange, Deal, DigestRun, Member, StageChange
 from storage.nudges import CLAIM_TIMEOUT
 
@@ -56,10 +56,7 @@ def _claim_statement(insert):
     )
 
 
-_CLAIMS = {
-    "sqlite": _claim_statement(sqlite.insert),
-    "postgresql": _claim_statement(postgresql.insert),
-}
+_CLAIMS = per_dialect(_claim_statement)
 _EXISTING = select(col(DigestRun.id)).where(
     col(DigestRun.member_id) == bindparam("manager"),
     col(DigestRun.digest_date) == bindparam("day"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
+from storage.db import per_dialect
 from storage.models import ProcessedUpdate
 
 # Telegram redelivers an update for at most a day; older ids can go.
@@ -24,10 +24,7 @@ def _claim_statement(insert):
     )
 
 
-_CLAIMS = {
-    "sqlite": _claim_statement(sqlite.insert),
-    "postgresql": _claim_statement(postgresql.insert),
-}
+_CLAIMS = per_dialect(_claim_statement)
 
 
 def claim_update(session: Session, *, update_id: int, now: datetime) -> bool:

@@ -21,6 +21,8 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -643,19 +645,52 @@ async def stop(world: TelegramWorld) -> None:
     await world.stop()
 
 
-async def test_random_updates_break_nothing_and_change_only_what_they_may(engine):
-    loop = asyncio.get_running_loop()
+@dataclass
+class Bot:
+    world: TelegramWorld
+    seeded: Seed
+    rejections: list
+    errors: ErrorLog
+
+    @property
+    def fake(self) -> FakeBotApi:
+        return self.world.fake
+
+    def problems(self) -> list[str]:
+        return [f"ERROR {r.name}: {r.getMessage()[:300]}" for r in self.errors.records] + [
+            f"rejected: {r}" for r in self.rejections
+        ]
+
+
+@asynccontextmanager
+async def running_bot(engine, *, invites: int) -> AsyncIterator[Bot]:
+    """The bot on a seeded database against the fake Bot API, recording its errors and every
+    request the fake rejected."""
     errors = ErrorLog()
     loggers = [logging.getLogger(name) for name in ("bot", "telegram")]
     for logger in loggers:
         logger.addHandler(errors)
-    async with FakeBotApi(rate_limits=False) as fake:
-        rejections = watch_rejections(fake)
-        seeded = seed(engine, FIXED_NOW, invites=20)
-        for chat, title in GROUP_TITLES.items():
-            fake.register_chat(chat, "group", title)
-        world = await TelegramWorld(fake, engine, limiter=None).start()
-        stage = Stage(world, seeded, rejections, errors)
+    try:
+        async with FakeBotApi(rate_limits=False) as fake:
+            rejections = watch_rejections(fake)
+            seeded = seed(engine, FIXED_NOW, invites=invites)
+            for chat, title in GROUP_TITLES.items():
+                fake.register_chat(chat, "group", title)
+            world = await TelegramWorld(fake, engine, limiter=None).start()
+            try:
+                yield Bot(world, seeded, rejections, errors)
+            finally:
+                await stop(world)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(errors)
+
+
+async def test_random_updates_break_nothing_and_change_only_what_they_may(engine):
+    loop = asyncio.get_running_loop()
+    async with running_bot(engine, invites=20) as bot:
+        fake, seeded = bot.fake, bot.seeded
+        stage = Stage(bot.world, seeded, bot.rejections, bot.errors)
         original_add = fake.add_update
 
         def add_update(update: dict[str, Any]) -> int:
@@ -679,12 +714,7 @@ async def test_random_updates_break_nothing_and_change_only_what_they_may(engine
             future = asyncio.run_coroutine_threadsafe(stage.run(*batch), loop)
             future.result(timeout=300)
 
-        try:
-            await asyncio.to_thread(fuzz)
-        finally:
-            await stop(world)
-            for logger in loggers:
-                logger.removeHandler(errors)
+        await asyncio.to_thread(fuzz)
     assert stage.failures == [], stage.failures[0]
     assert stage.updates >= MAX_EXAMPLES * 15
 
@@ -692,41 +722,10 @@ async def test_random_updates_break_nothing_and_change_only_what_they_may(engine
 # -- what the fuzz found, one by one ----------------------------------------------------------
 
 
-@dataclass
-class Bot:
-    world: TelegramWorld
-    seeded: Seed
-    rejections: list
-    errors: ErrorLog
-
-    @property
-    def fake(self) -> FakeBotApi:
-        return self.world.fake
-
-    def problems(self) -> list[str]:
-        return [f"ERROR {r.name}: {r.getMessage()[:300]}" for r in self.errors.records] + [
-            f"rejected: {r}" for r in self.rejections
-        ]
-
-
 @pytest.fixture
 async def bot(engine):
-    errors = ErrorLog()
-    loggers = [logging.getLogger(name) for name in ("bot", "telegram")]
-    for logger in loggers:
-        logger.addHandler(errors)
-    async with FakeBotApi(rate_limits=False) as fake:
-        rejections = watch_rejections(fake)
-        seeded = seed(engine, FIXED_NOW, invites=2)
-        for chat, title in GROUP_TITLES.items():
-            fake.register_chat(chat, "group", title)
-        world = await TelegramWorld(fake, engine, limiter=None).start()
-        try:
-            yield Bot(world, seeded, rejections, errors)
-        finally:
-            await stop(world)
-            for logger in loggers:
-                logger.removeHandler(errors)
+    async with running_bot(engine, invites=2) as running:
+        yield running
 
 
 async def test_the_bot_removed_from_a_group_while_it_answers_there_keeps_working(bot):
