@@ -40,6 +40,9 @@ from telegram.ext import BaseRateLimiter
 logger = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 8  # Bot API requests at once (the bot's HTTP connection pool has as many)
+# Run 2% under the limits: asyncio timers may fire a little early and Telegram's clock is not
+# ours, so a limiter running flat out at exactly the limit grazes it now and then (a 429).
+LIMIT_MARGIN = 1.02
 RETRY_MARGIN = 0.1  # seconds added to retry_after, so we don't retry a hair too early
 _MESSAGE_PREFIXES = ("send", "copyMessage", "forwardMessage", "editMessage")
 _FREE_ENDPOINTS = frozenset({"sendChatAction"})
@@ -83,9 +86,9 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         # A leaky bucket of size `burst` draining at `rate` allows `burst` at once, then `rate`.
-        self._private_bucket = (private_burst, private_burst / private_per_second)
+        self._private_bucket = (private_burst, private_burst / private_per_second * LIMIT_MARGIN)
         # `group_period` is only there so tests can squeeze "a minute" into a fraction of a second.
-        self._group_bucket = (group_per_minute, group_period)
+        self._group_bucket = (group_per_minute, group_period * LIMIT_MARGIN)
         self._overall_per_second = overall_per_second
         self._max_retries = max_retries
         self._max_chats = max_chats
@@ -94,7 +97,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
 
     def _reset(self) -> None:
         # AsyncLimiter binds to the loop it is first used on, so start fresh on every (re)start.
-        self._overall = AsyncLimiter(self._overall_per_second, 1)
+        self._overall = AsyncLimiter(self._overall_per_second, LIMIT_MARGIN)
         self._chats: OrderedDict[int | str, _Chat] = OrderedDict()
         self._paused_until = 0.0  # global pause, from a 429 on a request without chat_id
         # httpx scans every pooled connection and every queued request on each request, so
