@@ -36,6 +36,7 @@ from storage.nudges import (
     finish_nudges,
     members_by_id,
     postpone_nudges,
+    record_sent,
     schedule_nudge,
     stale_deals,
 )
@@ -124,6 +125,10 @@ class NudgeRunner:
 
     def delivered(self, batch: Batch, outcome: Outcome, now: datetime) -> None:
         """Record a batch as sent, drop it (the rep blocked the bot), or retry it later."""
+        if outcome.reached and not batch.follow_ups:
+            # The common case, right after each batch sent: one statement that commits.
+            record_sent(self.engine, ids=batch.nudge_ids, instance=self.instance, now=now)
+            return
         with transaction(self.engine) as session:
             # One commit per batch sent: waiting for the disk each time would dominate the tick,
             # and a record lost in a database crash only means the batch goes again.
