@@ -25,6 +25,7 @@ from bot.tg.incoming import GroupMigrated, RemovedFromGroup, read_update
 from bot.tg.menu import register_commands
 from bot.tg.polling import poll
 from bot.tg.scheduler import Ticker
+from bot.tg.transport import AiohttpRequest
 from flows.i18n import t
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,8 @@ def build_application(
         .token(token)
         .base_url(app.settings.telegram.base_url)
         .rate_limiter(rate_limiter)
-        .connection_pool_size(rate_limiter.max_in_flight)
+        .request(AiohttpRequest(connection_pool_size=rate_limiter.max_in_flight))
+        .get_updates_request(AiohttpRequest(connection_pool_size=1))
         .post_init(_post_init)
         .post_stop(_post_stop)
         .build()

@@ -1,0 +1,99 @@
+"""The aiohttp transport: what PTB's BaseRequest contract asks of it, over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from aiohttp import web
+from telegram import Bot, InputFile
+from telegram.error import NetworkError, TimedOut
+
+from bot.tg.transport import AiohttpRequest
+
+ME = {"id": 1, "is_bot": True, "first_name": "Coach", "username": "coach_bot"}
+
+
+@pytest.fixture
+async def server():
+    """A loopback server whose handler the test sets; it records what it was sent."""
+    seen: list[dict] = []
+    state = {"delay": 0.0}
+
+    async def handle(request: web.Request) -> web.Response:
+        form = await request.post()
+        fields = {k: (v.file.read() if hasattr(v, "file") else v) for k, v in form.items()}
+        seen.append({"path": request.path, "type": request.content_type, "fields": fields})
+        await asyncio.sleep(state["delay"])
+        result = ME if request.path.endswith("/getMe") else True
+        return web.json_response({"ok": True, "result": result})
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", seen, state
+    await runner.cleanup()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_form_fields_go_urlencoded(server):
+    url, seen, _ = server
+    async with Bot("1:x", base_url=f"{url}/bot", request=AiohttpRequest()) as bot:
+        assert await bot.do_api_request("custom_method", {"chat_id": 5, "text": "<b>hi</b>"})
+    assert seen[-1]["type"] == "application/x-www-form-urlencoded"
+    assert seen[-1]["path"] == "/bot1:x/customMethod"
+    assert seen[-1]["fields"] == {"chat_id": "5", "text": "<b>hi</b>"}
+
+
+async def test_files_go_multipart_with_the_other_fields(server):
+    url, seen, _ = server
+    picture = InputFile(b"\x89PNG fake bytes", filename="funnel.png")
+    async with Bot("1:x", base_url=f"{url}/bot", request=AiohttpRequest()) as bot:
+        await bot.do_api_request("custom_upload", {"chat_id": 5, "photo": picture})
+    sent = seen[-1]
+    assert sent["type"] == "multipart/form-data"
+    assert sent["fields"]["chat_id"] == "5"
+    assert b"\x89PNG fake bytes" in sent["fields"].values()
+
+
+async def test_a_slow_answer_is_a_ptb_timeout(server):
+    url, _, state = server
+    state["delay"] = 1.0
+    request = AiohttpRequest(read_timeout=0.1)
+    await request.initialize()
+    try:
+        with pytest.raises(TimedOut):
+            await request.post(f"{url}/bot1:x/getMe")
+    finally:
+        await request.shutdown()
+
+
+async def test_a_refused_connection_is_a_ptb_network_error():
+    request = AiohttpRequest()
+    await request.initialize()
+    try:
+        with pytest.raises(NetworkError) as raised:
+            await request.post(f"http://127.0.0.1:{_free_port()}/bot1:x/getMe")
+        assert not isinstance(raised.value, TimedOut)
+    finally:
+        await request.shutdown()
+
+
+async def test_use_before_initialize_is_refused_and_shutdown_is_idempotent():
+    request = AiohttpRequest()
+    with pytest.raises(NetworkError, match="not initialized"):  # PTB wraps it
+        await request.post("http://127.0.0.1:1/bot1:x/getMe")
+    await request.initialize()
+    await request.shutdown()
+    await request.shutdown()
+    assert request.read_timeout == 5.0
