@@ -97,3 +97,27 @@ async def test_use_before_initialize_is_refused_and_shutdown_is_idempotent():
     await request.shutdown()
     await request.shutdown()
     assert request.read_timeout == 5.0
+
+
+async def test_a_proxy_from_the_environment_is_used_unless_the_host_is_excluded(
+    server, monkeypatch
+):
+    url, seen, _ = server
+    proxy_port = _free_port()  # nothing listens there: going through it must fail
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy_port}")
+    monkeypatch.setenv("no_proxy", "")
+    request = AiohttpRequest()
+    await request.initialize()
+    try:
+        with pytest.raises(NetworkError):
+            await request.post(f"{url}/bot1:x/getMe")
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        direct = AiohttpRequest()
+        await direct.initialize()
+        try:
+            assert await direct.post(f"{url}/bot1:x/getMe") == ME
+        finally:
+            await direct.shutdown()
+    finally:
+        await request.shutdown()
+    assert len(seen) == 1  # only the direct request reached the server
