@@ -11,11 +11,19 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Row, Text, and_, bindparam, cast, false, func, or_, type_coerce, update
-from sqlalchemy.types import NullType
+from sqlalchemy.types import NullType, TypeEngine
 from sqlmodel import Session, col, select
 
 from storage.db import per_dialect
-from storage.models import Answer, AnswerChange, Deal, DigestRun, Member, StageChange
+from storage.models import (
+    Answer,
+    AnswerChange,
+    Deal,
+    DigestRun,
+    Member,
+    StageChange,
+    UTCDateTime,
+)
 from storage.nudges import CLAIM_TIMEOUT
 
 # The deal columns a digest reads (a DealSnapshot's, but the answers).
@@ -122,11 +130,28 @@ def last_digest_at(session: Session, *, member_id: int) -> datetime | None:
 # The bulk reads' statements, built once (building one costs about as much as a small team's
 # query); the team and the time come as parameters.
 _TEAM = bindparam("team_id")
-_DEALS = (
-    select(*(Deal.__table__.c[name] for name in DIGEST_DEAL_COLUMNS))
-    .where(col(Deal.team_id) == _TEAM)
-    .order_by(col(Deal.number))
-)
+
+
+class _SQLiteUTC(TypeEngine[datetime]):
+    """UTCDateTime as read on SQLite, in one call a value: the stored naive UTC text parsed
+    with its offset (SQLAlchemy's parse and then ``replace(tzinfo=UTC)`` took 3 µs a value,
+    two per deal)."""
+
+    def result_processor(self, dialect, coltype):
+        parse = datetime.fromisoformat
+        return lambda value: None if value is None else parse(value + "+00:00")
+
+
+@lru_cache(maxsize=2)
+def _deals_statement(dialect: str):
+    columns = [Deal.__table__.c[name] for name in DIGEST_DEAL_COLUMNS]
+    if dialect == "sqlite":
+        columns = [
+            type_coerce(c, _SQLiteUTC()) if isinstance(c.type, UTCDateTime) else c for c in columns
+        ]
+    return select(*columns).where(col(Deal.team_id) == _TEAM).order_by(col(Deal.number))
+
+
 _MOVES = (
     select(
         StageChange.deal_id,
@@ -157,7 +182,8 @@ _ACTIVITY = select(
 def team_deals(session: Session, *, team_id: int) -> Iterator[Row]:
     """The team's deals by number, only the columns a digest reads (rows, not ORM objects:
     a team can have 100,000 deals). Streamed, for the caller to turn into its own objects."""
-    return _streamed(session, _DEALS, {"team_id": team_id})
+    statement = _deals_statement(session.get_bind().dialect.name)
+    return _streamed(session, statement, {"team_id": team_id})
 
 
 def open_deal_answers(
