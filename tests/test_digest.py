@@ -269,7 +269,7 @@ def test_empty_team():
 
 
 def test_deal_at_an_unknown_stage_is_left_out_of_stage_sections():
-    odd = replace(D2, stage_id="retired_stage", created_at=RECENTLY)
+    odd = D2._replace(stage_id="retired_stage", created_at=RECENTLY)
     got = build_digest(PLAYBOOK, deals=[odd], moves=[], reps=[], since=SINCE, now=NOW, today=TODAY)
     assert got.total.count == 0
     assert got.blocked == got.stale == got.coaching == ()
@@ -285,7 +285,7 @@ def test_idle_days_is_configurable():
 
 def test_large_team_is_linear():
     deals = [
-        replace(D4, deal_id=10_000 + n, number=10_000 + n, updated_at=NOW - timedelta(days=n % 40))
+        D4._replace(deal_id=10_000 + n, number=10_000 + n, updated_at=NOW - timedelta(days=n % 40))
         for n in range(5_000)
     ]
     moves = [move(0, "advance", RECENTLY, "approved", from_stage="intent") for _ in range(5_000)]

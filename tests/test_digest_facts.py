@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import fields, is_dataclass, replace
+from dataclasses import fields, is_dataclass
 from datetime import date
 from typing import Any
 
@@ -194,7 +194,7 @@ def test_build_digest_with_precomputed_facts_matches_the_answers_path() -> None:
         for d in DEALS
         if d.status == "open" and d.stage_id in stages and d.answers  # no answers: not given
     }
-    bare = [replace(d, answers={}) for d in DEALS]
+    bare = [d._replace(answers={}) for d in DEALS]
     window = {"moves": MOVES, "reps": REPS, "since": SINCE, "now": NOW, "today": TODAY}
     plain = build_digest(SHIPPED, deals=DEALS, **window)
     fast = build_digest(SHIPPED, deals=bare, facts=facts, **window)
