@@ -26,6 +26,16 @@ _ALL = (
 _STORED = select(_ANSWERS.c.id, _ANSWERS.c.value).where(
     _ANSWERS.c.deal_id == bindparam("deal_id"), _ANSWERS.c.key == bindparam("key")
 )
+# Built once: SQLAlchemy then compiles each of them once and keeps its cache key.
+_INSERT = insert(_ANSWERS)
+_UPDATE = update(_ANSWERS).where(_ANSWERS.c.id == bindparam("answer_id"))
+_DELETE = delete(_ANSWERS).where(_ANSWERS.c.id == bindparam("answer_id"))
+_RECORD = insert(_CHANGES)
+_TOUCH = (
+    update(_DEALS)
+    .where(_DEALS.c.id == bindparam("touched_deal"))
+    .values(updated_at=bindparam("touched_at", type_=_DEALS.c.updated_at.type))
+)
 
 
 def get_answers(session: Session, *, deal_id: int) -> dict[str, Any]:
@@ -71,9 +81,9 @@ def save_answer(
         return False
     values = {"value": value, "updated_by": member_id, "updated_at": now}
     if stored is None:
-        connection.execute(insert(_ANSWERS).values(deal_id=deal_id, key=key, **values))
+        connection.execute(_INSERT, {"deal_id": deal_id, "key": key, **values})
     else:
-        connection.execute(update(_ANSWERS).where(_ANSWERS.c.id == stored.id).values(**values))
+        connection.execute(_UPDATE, {"answer_id": stored.id, **values})
     _record_change(
         session, deal, key, None if stored is None else stored.value, value, member_id, now
     )
@@ -104,7 +114,7 @@ def delete_answer(
     stored = connection.execute(_STORED, {"deal_id": deal_id, "key": key}).first()
     if stored is None:
         return False
-    connection.execute(delete(_ANSWERS).where(_ANSWERS.c.id == stored.id))
+    connection.execute(_DELETE, {"answer_id": stored.id})
     _record_change(session, deal, key, stored.value, None, member_id, now)
     return True
 
@@ -151,15 +161,7 @@ def _record_change(
     now: datetime,
 ) -> None:
     connection = session.connection()
-    connection.execute(
-        insert(_CHANGES).values(
-            deal_id=deal.id,
-            key=key,
-            old_value=old_value,
-            new_value=new_value,
-            changed_by=member_id,
-            changed_at=now,
-        )
-    )
-    connection.execute(update(_DEALS).where(_DEALS.c.id == deal.id).values(updated_at=now))
+    change = {"deal_id": deal.id, "key": key, "old_value": old_value, "new_value": new_value}
+    connection.execute(_RECORD, {**change, "changed_by": member_id, "changed_at": now})
+    connection.execute(_TOUCH, {"touched_deal": deal.id, "touched_at": now})
     set_committed_value(deal, "updated_at", now)  # the loaded deal says so too, not dirty

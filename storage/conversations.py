@@ -7,10 +7,21 @@ from typing import Any
 
 from sqlmodel import Session
 
-from storage.db import INSERTS
+from storage.db import per_dialect
 from storage.models import Conversation
 
 _CONVERSATIONS = Conversation.__table__
+_TURN_END = ("deal_id", "question", "state", "updated_at")
+
+
+def _upsert(insert):
+    statement = insert(_CONVERSATIONS)
+    excluded = {name: statement.excluded[name] for name in _TURN_END}
+    return statement.on_conflict_do_update(index_elements=["member_id"], set_=excluded)
+
+
+# Built once per dialect: this statement ends every chat turn.
+_SAVE = per_dialect(_upsert)
 
 
 def get_conversation(
@@ -47,9 +58,8 @@ def save_conversation(
     """
     values = {"deal_id": deal_id, "question": question, "state": state, "updated_at": now}
     connection = session.connection()
-    upsert = INSERTS[connection.dialect.name](_CONVERSATIONS).values(member_id=member_id, **values)
     session.flush()  # a deal or member created in this transaction goes in first
-    connection.execute(upsert.on_conflict_do_update(index_elements=["member_id"], set_=values))
+    connection.execute(_SAVE[connection.dialect.name], {"member_id": member_id, **values})
     loaded = session.identity_map.get(session.identity_key(Conversation, member_id))
     if loaded is not None:
         session.expire(loaded)  # read again if asked: the row is what was just written

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from storage.errors import NotFoundError
@@ -86,6 +87,14 @@ def get_member(session: Session, *, member_id: int) -> Member | None:
     return session.get(Member, member_id)
 
 
+# Built once: every update a bot receives starts with this lookup.
+_ACTIVE_MEMBER = (
+    select(Member)
+    .where(Member.telegram_user_id == bindparam("telegram_user_id"), col(Member.active).is_(True))
+    .order_by(col(Member.created_at).desc(), col(Member.id).desc())
+)
+
+
 def get_member_by_telegram_id(session: Session, *, telegram_user_id: int) -> Member | None:
     """Find the active membership of a Telegram user.
 
@@ -97,12 +106,7 @@ def get_member_by_telegram_id(session: Session, *, telegram_user_id: int) -> Mem
         The active member; the most recently created one if the user is in several teams;
         None if there is none.
     """
-    statement = (
-        select(Member)
-        .where(Member.telegram_user_id == telegram_user_id, col(Member.active).is_(True))
-        .order_by(col(Member.created_at).desc(), col(Member.id).desc())
-    )
-    return session.exec(statement).first()
+    return session.exec(_ACTIVE_MEMBER, params={"telegram_user_id": telegram_user_id}).first()
 
 
 def get_team_member(session: Session, *, team_id: int, telegram_user_id: int) -> Member | None:
