@@ -732,6 +732,7 @@ class FakeBotApi:
         self._callback_ids = itertools.count(7_000_000_000_001)
         self._file_ids = itertools.count(1)
         self._injected: dict[str, list[_Injected]] = {}
+        self._gates: dict[str, asyncio.Event] = {}
         self._in_flight = 0
         self._last_activity = 0.0
         self._stopping = False
@@ -813,6 +814,8 @@ class FakeBotApi:
         if not background:
             self._in_flight += 1
         try:
+            if method in self._gates:
+                await self._gates[method].wait()
             self._check_required(method, params)
             self._raise_injected(method)
             return self._reply(await self._handlers[method](params))
@@ -876,6 +879,10 @@ class FakeBotApi:
             return
         words = {400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error"}
         self.inject_error(method, status, words.get(status, "Bad Gateway"))
+
+    def hold(self, method: str) -> asyncio.Event:
+        """Keep every call of ``method`` waiting until the returned event is set."""
+        return self._gates.setdefault(method, asyncio.Event())
 
     # -- getMe, updates, webhook ---------------------------------------------------------------
 

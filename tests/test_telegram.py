@@ -142,6 +142,24 @@ async def test_a_rep_walks_stage_two_by_text_and_buttons(world, fake):
     assert answered and all(not m.get("reply_markup") for m in answered)
 
 
+async def test_a_press_is_acknowledged_while_the_next_question_goes_out(world, fake):
+    await world.say(ANN, "/new")
+    await world.say(ANN, "Acme Bank")
+    await world.say(ANN, "Training 2027")
+    asked = len(world.texts(ANN))
+    held = [fake.hold("answerCallbackQuery"), fake.hold("editMessageText")]
+    message, button = world.find_button(ANN, "Finance")
+    fake.callback(ANN, button["callback_data"], message["message_id"])
+    # The next question is sent while the toast and the rewrite are still on their way.
+    await fake.wait_for(lambda: len(world.texts(ANN)) > asked, timeout=5)
+    assert not fake.answered_callbacks
+    for gate in held:
+        gate.set()
+    await world.settle()
+    assert fake.answered_callbacks
+    assert "✔" in world.texts(ANN)[asked - 1] and "Finance" in world.texts(ANN)[asked - 1]
+
+
 async def test_a_wrong_answer_is_explained_and_asked_again(world, fake):
     await open_deal(world)
     await world.say(ANN, "/update 1 budget")

@@ -47,19 +47,35 @@ class Delivery:
     async def deliver(
         self, response: Response, chat_id: int, query: CallbackQuery | None = None
     ) -> None:
-        """Answer the button press, rewrite its message, then send every reply."""
+        """Answer the button press and rewrite its message while sending every reply.
+
+        The chat's own replies go out in order, one after the other; replies for other chats
+        follow once the chat's are out.
+        """
         own = [r for r in response.replies if (r.chat_id or chat_id) == chat_id]
         others = [r for r in response.replies if (r.chat_id or chat_id) != chat_id]
         if query is not None or own:  # lock only a chat that gets something (no re-entry)
             async with self._lock(chat_id):
-                if query is not None:
-                    await self._answer_query(query, response.notice)
-                    if response.edited is not None:
-                        await self._edit(query, response.edited)
-                for reply in own:
-                    await self._send(reply, chat_id)
+                # The toast, the rewrite of the pressed message (an edit keeps its place in
+                # the chat) and the new messages do not wait on each other: one round trip.
+                await asyncio.gather(
+                    self._acknowledge(query, response), self._send_in_order(own, chat_id)
+                )
         for reply in others:
             await self.send(reply, reply.chat_id)
+
+    async def _acknowledge(self, query: CallbackQuery | None, response: Response) -> None:
+        """Answer a button press (its spinner stops) and rewrite its message, side by side."""
+        if query is None:
+            return
+        steps = [self._answer_query(query, response.notice)]
+        if response.edited is not None:
+            steps.append(self._edit(query, response.edited))
+        await asyncio.gather(*steps)
+
+    async def _send_in_order(self, replies: list[Reply], chat_id: int) -> None:
+        for reply in replies:
+            await self._send(reply, chat_id)
 
     async def send(self, reply: Reply, chat_id: int) -> Outcome:
         """Send one reply, split to Telegram's length limit, the buttons under the last part."""
