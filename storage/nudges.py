@@ -96,31 +96,27 @@ def claim_due_nudges(
     # Two queries, not one with OR, so each is served by its partial index.
     due = (col(Nudge.state) == "pending", col(Nudge.due_at) <= now)
     abandoned = (col(Nudge.state) == "claimed", col(Nudge.claimed_at) < now - CLAIM_TIMEOUT)
-    ids: list[int] = []
+    claimed: list[Nudge] = []
     for conditions, order in ((due, Nudge.due_at), (abandoned, Nudge.claimed_at)):
         wanted = (
-            select(Nudge.id)
+            select(Nudge)
             .where(*conditions)
             .order_by(col(order))
-            .limit(limit - len(ids))
+            .limit(limit - len(claimed))
             .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
         )
-        ids += list(session.exec(wanted)) if len(ids) < limit else []
-    if not ids:
+        claimed += list(session.exec(wanted)) if len(claimed) < limit else []
+    if not claimed:
         return []
+    # "evaluate" sets the new values on the loaded rows too: no query to read them back.
     session.execute(
         update(Nudge)
-        .where(col(Nudge.id).in_(ids))
+        .where(col(Nudge.id).in_([nudge.id for nudge in claimed]))
         .values(state="claimed", claimed_by=instance, claimed_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session="evaluate")
     )
-    statement = (
-        select(Nudge)
-        .where(col(Nudge.id).in_(ids))
-        .order_by(col(Nudge.due_at))
-        .execution_options(populate_existing=True)
-    )
-    return list(session.exec(statement))
+    return sorted(claimed, key=lambda nudge: (nudge.due_at, nudge.id))
 
 
 # Built once, in Core on the table: these run once per batch sent, and building an ORM
