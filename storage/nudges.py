@@ -96,27 +96,31 @@ def claim_due_nudges(
     # Two queries, not one with OR, so each is served by its partial index.
     due = (col(Nudge.state) == "pending", col(Nudge.due_at) <= now)
     abandoned = (col(Nudge.state) == "claimed", col(Nudge.claimed_at) < now - CLAIM_TIMEOUT)
-    claimed: list[Nudge] = []
+    ids: list[int] = []
     for conditions, order in ((due, Nudge.due_at), (abandoned, Nudge.claimed_at)):
         wanted = (
-            select(Nudge)
+            select(Nudge.id)
             .where(*conditions)
             .order_by(col(order))
-            .limit(limit - len(claimed))
+            .limit(limit - len(ids))
             .with_for_update(skip_locked=True)
-            .execution_options(populate_existing=True)
         )
-        claimed += list(session.exec(wanted)) if len(claimed) < limit else []
-    if not claimed:
+        ids += list(session.exec(wanted)) if len(ids) < limit else []
+    if not ids:
         return []
-    # "evaluate" sets the new values on the loaded rows too: no query to read them back.
     session.execute(
         update(Nudge)
-        .where(col(Nudge.id).in_([nudge.id for nudge in claimed]))
+        .where(col(Nudge.id).in_(ids))
         .values(state="claimed", claimed_by=instance, claimed_at=now)
-        .execution_options(synchronize_session="evaluate")
+        .execution_options(synchronize_session=False)
     )
-    return sorted(claimed, key=lambda nudge: (nudge.due_at, nudge.id))
+    statement = (
+        select(Nudge)
+        .where(col(Nudge.id).in_(ids))
+        .order_by(col(Nudge.due_at))
+        .execution_options(populate_existing=True)
+    )
+    return list(session.exec(statement))
 
 
 # Built once, in Core on the table: these run once per batch sent, and building an ORM
