@@ -202,7 +202,7 @@ def build_digest(
     facts = facts or {}
     by_id = {deal.deal_id: deal for deal in deals}
     stale_before = {s.id: now - timedelta(days=s.stale_after_days) for s in playbook.stages}
-    ordered = sorted(deals, key=_DEAL_ORDER)
+    ordered = sorted(deals, key=attrgetter(*_DEAL_ORDER_FIELDS))
 
     counts = dict.fromkeys(stages, 0)
     amounts = dict.fromkeys(stages, 0)
@@ -222,7 +222,8 @@ def build_digest(
             expected_close=deal.expected_close,
             today=today,
         )
-        coaching += [(deal, flag) for flag in known.flags]
+        if known.flags:
+            coaching += [(deal, flag) for flag in known.flags]
         if deal.paused_until is not None and deal.paused_until >= today:
             paused.append(deal)
             continue
@@ -278,15 +279,15 @@ def build_digest(
         new_deals=tuple(
             sorted(
                 (d for d in deals if since <= d.created_at < now),
-                key=lambda d: (d.created_at, *_deal_order(d)),
+                key=attrgetter("created_at", *_DEAL_ORDER_FIELDS),
             )
         ),
         moves=tuple(sorted(stage_moves, key=_by_move_time)),
         wins=tuple(sorted(wins, key=_by_move_time)),
         losses=tuple(sorted(losses, key=_by_move_time)),
         blocked=tuple(sorted(blocked, key=lambda pair: -pair[1].open_count)),  # stable
-        stale=tuple(sorted(stale, key=lambda d: (d.updated_at, *_deal_order(d)))),
-        paused=tuple(sorted(paused, key=lambda d: (d.paused_until, *_deal_order(d)))),
+        stale=tuple(sorted(stale, key=attrgetter("updated_at", *_DEAL_ORDER_FIELDS))),
+        paused=tuple(sorted(paused, key=attrgetter("paused_until", *_DEAL_ORDER_FIELDS))),
         idle_reps=tuple(sorted(idle, key=_idle_order)),
         coaching=tuple(coaching),
     )
@@ -302,7 +303,8 @@ def _deal_order(deal: DealSnapshot) -> tuple[int, int]:
     return (deal.number, deal.deal_id)
 
 
-_DEAL_ORDER = attrgetter("number", "deal_id")  # _deal_order without a Python call a deal
+# _deal_order as attrgetter keys: sorting calls no Python function per deal.
+_DEAL_ORDER_FIELDS = ("number", "deal_id")
 
 
 def _by_move_time(pair: tuple[DealSnapshot, MoveSnapshot]) -> tuple[datetime, int, int]:
