@@ -34,7 +34,7 @@ from bot.turn import DialogConfig, Turn, is_number, member_now
 from flows.i18n import LANGUAGES, t
 from flows.playbook import Playbook
 from storage.answers import get_answers
-from storage.conversations import get_conversation, save_conversation
+from storage.conversations import get_conversation_state, save_conversation
 from storage.db import transaction
 from storage.models import Deal
 from storage.teams import get_member_by_telegram_id, update_member
@@ -140,8 +140,8 @@ class Dialog:
             return groups.group_event(session, event, member, self.config, now)
         if member is None:
             return membership.stranger_event(session, event, self.config, now)
-        conversation = get_conversation(session, member_id=member.id, lock=True)
-        state = ConversationState.from_dict(conversation.state if conversation else None)
+        stored = get_conversation_state(session, member_id=member.id, lock=True)
+        state = ConversationState.from_dict(stored)
         if not questions.still_asked(state, self.playbook):
             state.reset()  # the team's playbook dropped the question that was open
         turn = Turn(session, member, state, self.playbook, member_now(now, member), self.config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from storage.db import per_dialect
@@ -20,8 +21,22 @@ def _upsert(insert):
     return statement.on_conflict_do_update(index_elements=["member_id"], set_=excluded)
 
 
-# Built once per dialect: this statement ends every chat turn.
+# Built once: these statements begin and end every chat turn.
 _SAVE = per_dialect(_upsert)
+_STATE = select(_CONVERSATIONS.c.state).where(_CONVERSATIONS.c.member_id == bindparam("member_id"))
+_STATE_LOCKED = _STATE.with_for_update()
+
+
+def get_conversation_state(
+    session: Session, *, member_id: int, lock: bool = False
+) -> dict[str, Any] | None:
+    """The member's dialog state (a fresh copy of the stored JSON), or None if there is none.
+
+    Args:
+        lock: as for ``get_conversation``.
+    """
+    statement = _STATE_LOCKED if lock else _STATE
+    return session.connection().execute(statement, {"member_id": member_id}).scalar()
 
 
 def get_conversation(

@@ -16,7 +16,12 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session, SQLModel, select
 
 from storage.answers import delete_answer, get_answers, list_answer_changes, save_answer
-from storage.conversations import clear_conversation, get_conversation, save_conversation
+from storage.conversations import (
+    clear_conversation,
+    get_conversation,
+    get_conversation_state,
+    save_conversation,
+)
 from storage.db import alembic_config, make_engine, transaction, upgrade
 from storage.deals import (
     change_stage,
@@ -444,6 +449,8 @@ def test_conversation_upsert_and_clear(engine: Engine, session: Session) -> None
         assert (conversation.deal_id, conversation.question) == (deal.id, "budget")
         assert conversation.state == state
         assert conversation.updated_at == LATER
+        for lock in (False, True):
+            assert get_conversation_state(fresh, member_id=member.id, lock=lock) == state
         # Mutating the state that was read and saving it back is stored too.
         conversation.state["retries"] = 1
         save_conversation(
@@ -471,6 +478,7 @@ def test_unknown_ids_read_as_none(session: Session) -> None:
     assert get_deal(session, deal_id=1) is None
     assert get_answers(session, deal_id=1) == {}
     assert get_conversation(session, member_id=1) is None
+    assert get_conversation_state(session, member_id=1, lock=True) is None
     assert session.exec(select(Deal)).all() == [] and session.exec(select(Member)).all() == []
 
 
