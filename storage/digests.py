@@ -119,12 +119,14 @@ def release_digest(session: Session, *, run_id: int) -> None:
         session.flush()
 
 
+_LAST_SENT = select(func.max(col(DigestRun.sent_at))).where(
+    col(DigestRun.member_id) == bindparam("manager"), col(DigestRun.state) == "sent"
+)
+
+
 def last_digest_at(session: Session, *, member_id: int) -> datetime | None:
     """When the member's previous digest went out ("changes since the last digest")."""
-    statement = select(func.max(col(DigestRun.sent_at))).where(
-        DigestRun.member_id == member_id, DigestRun.state == "sent"
-    )
-    return session.exec(statement).one()
+    return session.connection().execute(_LAST_SENT, {"manager": member_id}).scalar()
 
 
 # The bulk reads' statements, built once (building one costs about as much as a small team's

@@ -15,6 +15,7 @@ from storage.digests import (
     claim_digest,
     finish_digest,
     last_activity_by_member,
+    last_digest_at,
     open_deal_answers,
     release_digest,
     team_deals,
@@ -199,3 +200,16 @@ def test_a_digest_is_claimed_once_a_day_and_an_abandoned_claim_is_taken_over(ses
     )
     assert again is not None
     session.commit()
+
+
+def test_last_digest_at_is_the_newest_sent_run_of_the_member(session: Session) -> None:
+    team = make_team(session)
+    manager, other = make_member(session, team), make_member(session, team)
+    assert last_digest_at(session, member_id=manager.id) is None
+    for days, member in ((3, manager), (2, manager), (1, other)):
+        day = date(2026, 1, 10) - timedelta(days=days)
+        run = claim_digest(session, member_id=member.id, digest_date=day, instance="a", now=NOW)
+        finish_digest(session, run_id=run, now=NOW - timedelta(days=days))
+    session.commit()
+    got = last_digest_at(session, member_id=manager.id)
+    assert got == NOW - timedelta(days=2) and got.utcoffset() == timedelta(0)
