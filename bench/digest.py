@@ -74,7 +74,8 @@ def _case(database: Database, now: datetime, label: str) -> list[Figure]:
             timed["seconds"],
             SECONDS_LIMIT,
             "s",
-            f"{count} digests, {timed['charts']} charts ({timed['chart_kb']:.0f} KiB)",
+            f"{count} digests, {timed['charts']} charts ({timed['chart_kb']:.0f} KiB); "
+            f"bot.chart imported before, in {timed['chart_import_s']:.2f} s",
         ),
         at_most(
             f"{label}: peak RSS",
