@@ -39,6 +39,10 @@ class TelegramAdapter:
         self.dialog = dialog
         self.application = application
         self.delivery = Delivery(application.bot, self._migrated, self._removed)
+        # SQLite answers inside this process in microseconds: handing each chat turn to a
+        # thread cost more CPU than the turn itself (GIL hand-offs; bench/README.md). A server
+        # database is called in a thread, so the event loop keeps sending during round trips.
+        self.inline = dialog.engine.dialect.name == "sqlite"
         # Updates being handled or delivered; zero means the bot has caught up (tests, shutdown).
         self.in_flight = 0
 
@@ -60,8 +64,10 @@ class TelegramAdapter:
             response = await self._removed(meaning.chat_id)
             await self.delivery.deliver(response, meaning.chat_id)
             return
-        # The dialog does blocking database work: keep the event loop free meanwhile.
-        response = await asyncio.to_thread(self.dialog.handle, meaning)
+        if self.inline:
+            response = self.dialog.handle(meaning)
+        else:
+            response = await asyncio.to_thread(self.dialog.handle, meaning)
         # Deliver in the background: a chat waiting out its flood limit must not hold up others.
         self.in_flight += 1
         self.application.create_task(
