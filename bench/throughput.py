@@ -139,6 +139,10 @@ def _figures(bot: BotRun, echo: BotRun | None, kind: str = "") -> list[Figure]:
             )
         )
     figures.append(info("bot CPU per update (saturated)", sat["cpu_ms"], "ms"))
+    if echo is not None:
+        # Less sensitive to a busy machine than the throughput share: both are CPU-bound.
+        cpu_share = echo.saturated["cpu_ms"] / max(sat["cpu_ms"], 1e-9)
+        figures.append(info("echo CPU / bot CPU per update", cpu_share * 100, "%", "saturated"))
     figures.append(info("saturated latency p50", sat["p50_ms"], "ms", "queueing included"))
     figures.append(info("open loop p50", loop["p50_ms"], "ms", rate))
     figures.append(info("open loop p95", loop["p95_ms"], "ms"))
