@@ -87,7 +87,6 @@ def run() -> None:
         typer.echo(t(settings.defaults.language, "cli.webhook_incomplete"), err=True)
         raise typer.Exit(2)
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise
     hide_secrets(telegram.webhook_secret)  # one set in config.toml rather than the environment
     run_bot(_build(settings), token)
 

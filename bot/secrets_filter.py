@@ -1,6 +1,7 @@
 """Keep the bot token and the webhook secret out of every log line.
 
-httpx logs request URLs, and a Bot API URL contains the token; exceptions can quote it too.
+A Bot API URL contains the token: HTTP libraries log request URLs (PTB's default, httpx, does
+at INFO) and their exceptions can quote them. The webhook secret must not leak either.
 The filter sits on the root handlers, so records from every logger pass through it.
 """
 
