@@ -70,7 +70,12 @@ class DigestRunner:
     def _claimed_job(
         self, manager: Member, local: datetime, now: datetime, teams: dict[int, TeamData]
     ) -> DigestJob | None:
-        """Claim and build one manager's digest in its own transaction (a failure stays theirs)."""
+        """Claim one manager's digest, then build it (a failure stays theirs).
+
+        The build reads in a transaction of its own: on SQLite a claim's write lock held
+        through a team's load would make every chat turn wait. A build that fails gives the
+        claim back, so the next tick tries again.
+        """
         try:
             with transaction(self.engine) as session:
                 run_id = claim_digest(
@@ -80,17 +85,30 @@ class DigestRunner:
                     instance=self.instance,
                     now=now,
                 )
-                if run_id is None:
-                    return None
+            if run_id is None:
+                return None
+        except Exception:
+            log.exception("could not claim the digest of manager %s", manager.id)
+            return None
+        try:
+            with transaction(self.engine, read_only=True) as session:
                 replies = self._build(session, manager, local, teams)
-                return DigestJob(manager.telegram_user_id, replies, run_id)
         except Exception:
             log.exception("could not build the digest of manager %s", manager.id)
+            self._release(run_id)
             return None
+        return DigestJob(manager.telegram_user_id, replies, run_id)
+
+    def _release(self, run_id: int) -> None:
+        try:
+            with transaction(self.engine) as session:
+                release_digest(session, run_id=run_id)
+        except Exception:  # the claim then times out and is taken over
+            log.exception("could not give back digest claim %s", run_id)
 
     def preview(self, now: datetime) -> list[tuple[Member, list[Reply]]]:
         """Every manager's digest as of now, without sending or recording anything."""
-        with transaction(self.engine) as session:
+        with transaction(self.engine, read_only=True) as session:
             managers = list_all_managers(session)
             built: dict[int, list[Reply]] = {}
             for team in _by_team([(manager, member_now(now, manager)) for manager in managers]):

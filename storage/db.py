@@ -22,6 +22,9 @@ SQLITE_SYNCHRONOUS = ("normal", "full")
 INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
+_READ_ONLY = "stagecoach_read_only"  # a connection execution option, see transaction()
+
+
 def per_dialect(build: Callable[[Callable], Any]) -> dict[str, Any]:
     """``build(insert)`` for each dialect's ON CONFLICT-capable insert, built once; look the
     statement up by ``connection.dialect.name``."""
@@ -83,8 +86,10 @@ def _set_sqlite_pragmas(dbapi_connection: Any, pragmas: tuple[str, ...]) -> None
 
 def _begin_sqlite(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front: SQLite has one writer, and a read that later
-    # wants to write could otherwise fail with "database is locked" instead of waiting.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # wants to write could otherwise fail with "database is locked" instead of waiting. A
+    # read-only transaction begins DEFERRED: it reads a snapshot and holds up no writer.
+    read_only = connection.get_execution_options().get(_READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
 def alembic_config() -> Config:
@@ -112,16 +117,23 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
+def transaction(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
     """Open a session that commits when the block succeeds and rolls back when it raises.
 
     Args:
         engine: The database.
+        read_only: the block only reads (long reads such as a team's digest): on SQLite it
+            does not take the write lock, so chat turns meanwhile need not wait; PostgreSQL
+            refuses any write in it.
 
     Returns:
         A context manager yielding the session (objects stay usable after the commit).
     """
     with Session(engine, expire_on_commit=False) as session:
+        if read_only:
+            connection = session.connection(execution_options={_READ_ONLY: True})
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("SET TRANSACTION READ ONLY")
         try:
             yield session
             session.commit()

@@ -191,3 +191,34 @@ def test_bulk_objects_pauses_the_garbage_collector_and_restores_it() -> None:
     with pytest.raises(ValueError), bulk_objects():
         raise ValueError
     assert gc.isenabled()
+
+
+def test_a_digest_is_built_without_holding_the_write_lock_and_a_failed_build_is_retried(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a team loads, a chat turn can still write (SQLite has one writer)."""
+    runner = DigestRunner(
+        sqlite_engine, PLAYBOOK, DialogConfig(), digest_time=time(8, 30), instance="test"
+    )
+    with transaction(sqlite_engine) as session:
+        team = seed_team(session, random.Random(5), deals=4)
+        _manager(session, team, "Ann")
+    writes: list[str] = []
+
+    def load_while_someone_writes(session, team_id, since, today, playbook):
+        other = sqlite_engine.raw_connection()
+        try:
+            other.execute("PRAGMA busy_timeout = 0")  # fail at once if the lock is held
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            writes.append("written")
+        finally:
+            other.close()
+        if len(writes) == 1:
+            raise RuntimeError("the first build fails")
+        return load_team(session, team_id, since, today, playbook)
+
+    monkeypatch.setattr(digest_runner, "load_team", load_while_someone_writes)
+    assert runner.due(NOW, any_time=True) == []  # the build failed: its claim is given back
+    [job] = runner.due(NOW, any_time=True)
+    assert writes == ["written", "written"] and job.replies

@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, delete, inspect, text
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlmodel import Session, SQLModel, select
 
 from storage.answers import delete_answer, get_answers, list_answer_changes, save_answer
@@ -35,6 +35,7 @@ from storage.deals import (
 from storage.errors import NotFoundError
 from storage.models import Answer, Deal, Member
 from storage.teams import (
+    create_team,
     get_member,
     get_member_by_telegram_id,
     get_team,
@@ -507,3 +508,22 @@ def test_a_claimed_update_goes_with_a_rolled_back_transaction(engine: Engine) ->
         session.commit()
     with Session(engine) as session:
         assert not claim_update(session, update_id=77, now=NOW)
+
+
+def test_a_read_only_transaction_holds_up_no_writer_and_postgresql_refuses_its_writes(
+    engine: Engine,
+) -> None:
+    if engine.dialect.name == "postgresql":
+        refused = pytest.raises(DBAPIError, match="read-only transaction")
+        with refused, transaction(engine, read_only=True) as session:
+            create_team(session, name="Sneaky", now=NOW)
+        return
+    with transaction(engine, read_only=True) as session:
+        assert get_team_by_name(session, name="nobody") is None
+        other = engine.raw_connection()
+        try:
+            other.execute("PRAGMA busy_timeout = 0")  # would fail at once if held up
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
