@@ -41,8 +41,10 @@ class TelegramAdapter:
         self.delivery = Delivery(application.bot, self._migrated, self._removed)
         # SQLite answers inside this process in microseconds: handing each chat turn to a
         # thread and back cost about 1 ms of CPU (GIL hand-offs), nearly what the turn itself
-        # costs (bench/README.md). A server database is called from a thread instead, so the
-        # event loop keeps sending during its round trips.
+        # costs (bench/README.md). The price: a long turn (a big team's /digest, seconds for
+        # 100,000 deals) holds up sending too, not only other turns (SQLite has one writer;
+        # digest ticks read without its lock). A server database is called from a thread,
+        # so the event loop keeps sending during its round trips.
         self.inline = dialog.engine.dialect.name == "sqlite"
         # Updates being handled or delivered; zero means the bot has caught up (tests, shutdown).
         self.in_flight = 0
