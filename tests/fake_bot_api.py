@@ -882,7 +882,8 @@ class FakeBotApi:
 
     def hold(self, method: str) -> asyncio.Event:
         """Keep every call of ``method`` waiting until the returned event is set."""
-        return self._gates.setdefault(method, asyncio.Event())
+        self._gates[method] = asyncio.Event()
+        return self._gates[method]
 
     # -- getMe, updates, webhook ---------------------------------------------------------------
 

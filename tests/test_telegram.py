@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -434,3 +435,20 @@ async def test_a_429_is_waited_out_and_nothing_is_lost(engine):
             assert len(attempts) == len(world.texts(ANN)) + 1
         finally:
             await world.stop()
+
+
+async def test_a_failing_delivery_step_neither_stops_the_others_nor_escapes(caplog):
+    from bot.tg.delivery import _side_by_side
+
+    done = []
+
+    async def fails():
+        raise TypeError("an inaccessible message cannot be edited")
+
+    async def works():
+        await asyncio.sleep(0.01)
+        done.append("sent")
+
+    await _side_by_side(fails(), works())
+    assert done == ["sent"]
+    assert "inaccessible message" in caplog.text

@@ -121,3 +121,21 @@ async def test_a_proxy_from_the_environment_is_used_unless_the_host_is_excluded(
     finally:
         await request.shutdown()
     assert len(seen) == 1  # only the direct request reached the server
+
+
+async def test_a_proxy_aiohttp_cannot_speak_is_reported_once_and_not_used(
+    server, monkeypatch, caplog
+):
+    url, seen, _ = server
+    monkeypatch.setenv("all_proxy", "socks5://user:pw@127.0.0.1:1080")
+    monkeypatch.setenv("no_proxy", "")
+    request = AiohttpRequest()
+    await request.initialize()
+    try:
+        for _ in range(2):
+            assert await request.post(f"{url}/bot1:x/getMe") == ME
+    finally:
+        await request.shutdown()
+    complaints = [r for r in caplog.records if "only http:// proxies" in r.getMessage()]
+    assert len(complaints) == 1 and "pw" not in complaints[0].getMessage()
+    assert len(seen) == 2

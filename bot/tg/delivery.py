@@ -58,7 +58,7 @@ class Delivery:
             async with self._lock(chat_id):
                 # The toast, the rewrite of the pressed message (an edit keeps its place in
                 # the chat) and the new messages do not wait on each other: one round trip.
-                await asyncio.gather(
+                await _side_by_side(
                     self._acknowledge(query, response), self._send_in_order(own, chat_id)
                 )
         for reply in others:
@@ -71,7 +71,7 @@ class Delivery:
         steps = [self._answer_query(query, response.notice)]
         if response.edited is not None:
             steps.append(self._edit(query, response.edited))
-        await asyncio.gather(*steps)
+        await _side_by_side(*steps)
 
     async def _send_in_order(self, replies: list[Reply], chat_id: int) -> None:
         for reply in replies:
@@ -162,6 +162,13 @@ class Delivery:
         if len(self._locks) > 10_000:  # forget idle chats
             self._locks = {k: v for k, v in self._locks.items() if v.locked()}
         return self._locks.setdefault(chat_id, asyncio.Lock())
+
+
+async def _side_by_side(*steps: Awaitable[object]) -> None:
+    """Run steps concurrently; one failing neither stops the others nor escapes (logged)."""
+    for outcome in await asyncio.gather(*steps, return_exceptions=True):
+        if isinstance(outcome, Exception):
+            log.error("a delivery step failed", exc_info=outcome)
 
 
 async def _with_network_retries(send: Callable[[], Awaitable[object]]) -> None:

@@ -9,20 +9,27 @@ move bytes and turn aiohttp's errors into PTB's.
 
 from __future__ import annotations
 
+import logging
+import ssl
 from urllib.parse import urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
+import certifi
 from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+log = logging.getLogger(__name__)
 
 
 class AiohttpRequest(BaseRequest):
     """One aiohttp session with at most ``connection_pool_size`` connections.
 
-    Timeouts mean what they mean for PTB's HTTPXRequest. aiohttp has no write timeout, so the
-    whole request is bounded by the sum of the phases instead, the same worst case.
+    Timeouts mean what they mean for PTB's HTTPXRequest, with two differences: aiohttp has no
+    write timeout, so the whole request is bounded by the sum of the phases instead (the same
+    worst case), and waiting for a pooled connection may take the pool and the connect
+    timeout together.
     """
 
     def __init__(
@@ -51,8 +58,10 @@ class AiohttpRequest(BaseRequest):
 
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
+            # certifi's CA bundle, as httpx uses: a slim image may have no system store.
+            tls = ssl.create_default_context(cafile=certifi.where())
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._pool_size),
+                connector=aiohttp.TCPConnector(limit=self._pool_size, ssl=tls),
                 headers={"User-Agent": self.USER_AGENT},
             )
 
@@ -90,15 +99,14 @@ class AiohttpRequest(BaseRequest):
             raise NetworkError(f"aiohttp.{err.__class__.__name__}: {err}") from err
 
     def _proxy_for(self, url: str) -> str | None:
-        """HTTPS_PROXY / NO_PROXY from the environment, as httpx honours them.
+        """HTTP(S)_PROXY / ALL_PROXY / NO_PROXY from the environment, as httpx honours them.
 
         Looked up once per host: aiohttp's trust_env would read the environment and ~/.netrc
         on every request (measured: 2% of the bot's CPU).
         """
         scheme, host = urlsplit(url)[:2]
         if (scheme, host) not in self._proxies:
-            bypass = proxy_bypass(host.rsplit(":", 1)[0])
-            self._proxies[scheme, host] = None if bypass else getproxies().get(scheme)
+            self._proxies[scheme, host] = _env_proxy(scheme, host)
         return self._proxies[scheme, host]
 
     def _timeout(self, read, write, connect, pool) -> aiohttp.ClientTimeout:
@@ -114,6 +122,18 @@ class AiohttpRequest(BaseRequest):
         return aiohttp.ClientTimeout(
             total=total, connect=waiting, sock_connect=connect, sock_read=read
         )
+
+
+def _env_proxy(scheme: str, host: str) -> str | None:
+    if proxy_bypass(host.rsplit(":", 1)[0]):
+        return None
+    proxies = getproxies()
+    proxy = proxies.get(scheme) or proxies.get("all")
+    if proxy and not proxy.startswith("http://"):
+        # aiohttp speaks to HTTP proxies only; say so once instead of failing every request.
+        log.error("ignoring proxy %s: only http:// proxies are supported", proxy.split("@")[-1])
+        return None
+    return proxy
 
 
 def _body(request_data: RequestData | None, files: dict | None):
