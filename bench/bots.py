@@ -20,7 +20,7 @@ from bench.databases import Database
 from bot.app import build_app
 from bot.config import DatabaseSettings, Settings, TelegramSettings
 from bot.ratelimit import TelegramRateLimiter
-from bot.tg.application import ALLOWED_UPDATES, build_application
+from bot.tg.application import ALLOWED_UPDATES, build_application, freeze_long_lived_objects
 from bot.tg.polling import serve
 
 POLL_TIMEOUT = 10  # seconds of long polling when idle; updates end a poll at once
@@ -53,7 +53,9 @@ def stagecoach_bot(token: str, base_url: str, database: Database) -> tuple[Appli
         telegram=TelegramSettings(base_url=base_url),
     )
     app = build_app(settings)
-    return build_application(app, token, rate_limiter=unlimited(), schedule=False), app
+    application = build_application(app, token, rate_limiter=unlimited(), schedule=False)
+    freeze_long_lived_objects()  # as `stagecoach run` does
+    return application, app
 
 
 @asynccontextmanager

@@ -452,3 +452,16 @@ async def test_a_failing_delivery_step_neither_stops_the_others_nor_escapes(capl
     await _side_by_side(fails(), works())
     assert done == ["sent"]
     assert "inaccessible message" in caplog.text
+
+
+def test_a_running_bot_hides_its_long_lived_objects_from_the_collector():
+    import gc
+
+    from bot.tg.application import freeze_long_lived_objects
+
+    before = gc.get_freeze_count()
+    try:
+        freeze_long_lived_objects()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()  # the test process keeps collecting as usual
