@@ -56,10 +56,11 @@ class Delivery:
         others = [r for r in response.replies if (r.chat_id or chat_id) != chat_id]
         if query is not None or own:  # lock only a chat that gets something (no re-entry)
             async with self._lock(chat_id):
-                # The toast, the rewrite of the pressed message (an edit keeps its place in
-                # the chat) and the new messages do not wait on each other: one round trip.
+                # The new messages, the toast and the rewrite of the pressed message (an edit
+                # keeps its place in the chat) do not wait on each other: one round trip. The
+                # next question leaves first: it is what the member waits for.
                 await _side_by_side(
-                    self._acknowledge(query, response), self._send_in_order(own, chat_id)
+                    self._send_in_order(own, chat_id), self._acknowledge(query, response)
                 )
         for reply in others:
             await self.send(reply, reply.chat_id)
