@@ -20,7 +20,7 @@ from bench.databases import Database
 from bot.app import build_app
 from bot.config import DatabaseSettings, Settings, TelegramSettings
 from bot.ratelimit import TelegramRateLimiter
-from bot.tg.application import ALLOWED_UPDATES, build_application, freeze_long_lived_objects
+from bot.tg.application import ALLOWED_UPDATES, build_application, settle_for_running
 from bot.tg.polling import serve
 
 POLL_TIMEOUT = 10  # seconds of long polling when idle; updates end a poll at once
@@ -47,15 +47,16 @@ def echo_bot(token: str, base_url: str) -> Application:
     return application
 
 
-def stagecoach_bot(token: str, base_url: str, database: Database) -> tuple[Application, object]:
+def stagecoach_bot(token: str, base_url: str, database: Database):
+    """StageCoach's application, its app and what stops its background checkpoints."""
     settings = Settings(
         database=DatabaseSettings(url=database.url),
         telegram=TelegramSettings(base_url=base_url),
     )
     app = build_app(settings)
     application = build_application(app, token, rate_limiter=unlimited(), schedule=False)
-    freeze_long_lived_objects()  # as `stagecoach run` does
-    return application, app
+    stop = settle_for_running(app)  # as `stagecoach run` does
+    return application, app, stop
 
 
 @asynccontextmanager

@@ -83,7 +83,7 @@ async def _echo(fake: FakeServer, sizes: Sizes) -> BotRun:
 
 async def _stagecoach(fake: FakeServer, database: Database, reps: list[Rep], sizes: Sizes):
     await fake.start()
-    application, app = stagecoach_bot(fake.token, fake.base_url, database)
+    application, app, stop_checkpoints = stagecoach_bot(fake.token, fake.base_url, database)
     ids = [r.user_id for r in reps]
     # Each mode updates other deals, each at stage 2 with its questions open.
     specs = {
@@ -93,6 +93,7 @@ async def _stagecoach(fake: FakeServer, database: Database, reps: list[Rep], siz
     try:
         run = await _measure(fake, serving(application), ids, specs, sizes.rate)
     finally:
+        stop_checkpoints()
         app.engine.dispose()
         await fake.call("stop")
     run.name = f"StageCoach {database.label}"

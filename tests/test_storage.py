@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,13 @@ from storage.conversations import (
     get_conversation_state,
     save_conversation,
 )
-from storage.db import alembic_config, make_engine, transaction, upgrade
+from storage.db import (
+    alembic_config,
+    checkpoint_in_background,
+    make_engine,
+    transaction,
+    upgrade,
+)
 from storage.deals import (
     change_stage,
     create_deal,
@@ -527,3 +534,22 @@ def test_a_read_only_transaction_holds_up_no_writer_and_postgresql_refuses_its_w
             other.execute("ROLLBACK")
         finally:
             other.close()
+
+
+def test_wal_checkpoints_run_in_the_background_not_in_a_commit(sqlite_engine: Engine) -> None:
+    database = Path(sqlite_engine.url.database)
+    stop = checkpoint_in_background(sqlite_engine, every_seconds=0.05)
+    try:
+        with sqlite_engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        before = database.stat().st_mtime_ns
+        with transaction(sqlite_engine) as session:
+            make_team(session)
+        # Only a checkpoint writes the database file itself (commits go to the WAL).
+        deadline = time.monotonic() + 10
+        while database.stat().st_mtime_ns == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert database.stat().st_mtime_ns != before
+    finally:
+        stop()
+    assert not [t for t in threading.enumerate() if t.name == "sqlite-checkpoints"]

@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -28,6 +29,7 @@ from bot.tg.polling import poll
 from bot.tg.scheduler import Ticker
 from bot.tg.transport import AiohttpRequest
 from flows.i18n import t
+from storage.db import checkpoint_in_background
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
@@ -195,10 +197,17 @@ def freeze_long_lived_objects() -> None:
     gc.freeze()
 
 
+def settle_for_running(app: App) -> Callable[[], None]:
+    """What a long-running bot does before it serves; returns what stops its checkpoints."""
+    stop_checkpoints = checkpoint_in_background(app.engine)  # none inside a chat turn
+    freeze_long_lived_objects()
+    return stop_checkpoints
+
+
 def run(app: App, token: str) -> None:
     """Run until stopped: long polling, or a webhook server for several instances."""
     application = build_application(app, token)
-    freeze_long_lived_objects()
+    settle_for_running(app)
     telegram = app.settings.telegram
     if telegram.mode == "webhook":
         application.run_webhook(
