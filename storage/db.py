@@ -75,7 +75,7 @@ def checkpoint_in_background(engine: Engine, every_seconds: float = 1.0) -> Call
     By default the commit that fills the WAL past 1,000 pages copies it into the database
     file, fsyncs included: several ms every hundred-odd chat turns, which the event loop
     waited for (the benchmark's p99). Here the engine's connections turn that off and a daemon
-    thread runs a PASSIVE checkpoint (it waits for no reader or writer) every few seconds.
+    thread runs a PASSIVE checkpoint (it waits for no reader or writer) every ``every_seconds``.
     Nothing to do on PostgreSQL.
 
     Returns:
