@@ -299,12 +299,9 @@ def _weighted(amount_minor: int, win_probability: int) -> int:
     return sign * ((abs(amount_minor) * win_probability + 50) // 100)
 
 
-def _deal_order(deal: DealSnapshot) -> tuple[int, int]:
-    return (deal.number, deal.deal_id)
-
-
-# _deal_order as attrgetter keys: sorting calls no Python function per deal.
+# A deal's place in lists, as attrgetter keys: sorting calls no Python function per deal.
 _DEAL_ORDER_FIELDS = ("number", "deal_id")
+_deal_order = attrgetter(*_DEAL_ORDER_FIELDS)
 
 
 def _by_move_time(pair: tuple[DealSnapshot, MoveSnapshot]) -> tuple[datetime, int, int]:

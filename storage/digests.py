@@ -11,19 +11,11 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Row, Text, and_, bindparam, cast, false, func, or_, type_coerce, update
-from sqlalchemy.types import NullType, TypeEngine
+from sqlalchemy.types import NullType
 from sqlmodel import Session, col, select
 
 from storage.db import per_dialect
-from storage.models import (
-    Answer,
-    AnswerChange,
-    Deal,
-    DigestRun,
-    Member,
-    StageChange,
-    UTCDateTime,
-)
+from storage.models import Answer, AnswerChange, Deal, DigestRun, Member, StageChange
 from storage.nudges import CLAIM_TIMEOUT
 
 # The deal columns a digest reads (a DealSnapshot's, but the answers).
@@ -134,26 +126,11 @@ def last_digest_at(session: Session, *, member_id: int) -> datetime | None:
 _TEAM = bindparam("team_id")
 
 
-class _SQLiteUTC(TypeEngine[datetime]):
-    """UTCDateTime as read on SQLite, in one call a value: the stored naive UTC text parsed
-    with its offset (SQLAlchemy's parse and then ``replace(tzinfo=UTC)`` took 3 µs a value,
-    two per deal)."""
-
-    def result_processor(self, dialect, coltype):
-        parse = datetime.fromisoformat
-        return lambda value: None if value is None else parse(value + "+00:00")
-
-
-@lru_cache(maxsize=2)
-def _deals_statement(dialect: str):
-    columns = [Deal.__table__.c[name] for name in DIGEST_DEAL_COLUMNS]
-    if dialect == "sqlite":
-        columns = [
-            type_coerce(c, _SQLiteUTC()) if isinstance(c.type, UTCDateTime) else c for c in columns
-        ]
-    return select(*columns).where(col(Deal.team_id) == _TEAM).order_by(col(Deal.number))
-
-
+_DEALS = (
+    select(*(Deal.__table__.c[name] for name in DIGEST_DEAL_COLUMNS))
+    .where(col(Deal.team_id) == _TEAM)
+    .order_by(col(Deal.number))
+)
 _MOVES = (
     select(
         StageChange.deal_id,
@@ -184,8 +161,7 @@ _ACTIVITY = select(
 def team_deals(session: Session, *, team_id: int) -> Iterator[Row]:
     """The team's deals by number, only the columns a digest reads (rows, not ORM objects:
     a team can have 100,000 deals). Streamed, for the caller to turn into its own objects."""
-    statement = _deals_statement(session.get_bind().dialect.name)
-    return _streamed(session, statement, {"team_id": team_id})
+    return _streamed(session, _DEALS, {"team_id": team_id})
 
 
 def open_deal_answers(

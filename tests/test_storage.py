@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -553,3 +553,16 @@ def test_wal_checkpoints_run_in_the_background_not_in_a_commit(sqlite_engine: En
     finally:
         stop()
     assert not [t for t in threading.enumerate() if t.name == "sqlite-checkpoints"]
+
+
+def test_times_read_back_as_utc_even_when_written_by_hand_with_an_offset(engine: Engine) -> None:
+    with transaction(engine) as session:
+        team = make_team(session)
+        session.execute(
+            text("UPDATE team SET created_at = :at WHERE id = :id"),
+            {"at": "2026-11-27 08:30:00+08:00", "id": team.id},
+        )
+    with transaction(engine) as session:
+        assert get_team(session, team_id=team.id).created_at == datetime(
+            2026, 11, 27, 0, 30, tzinfo=UTC
+        )

@@ -110,11 +110,10 @@ class AiohttpRequest(BaseRequest):
         return self._proxies[scheme, host]
 
     def _timeout(self, read, write, connect, pool) -> aiohttp.ClientTimeout:
+        given = {"read": read, "write": write, "connect": connect, "pool": pool}
         read, write, connect, pool = (
             self._defaults[name] if isinstance(value, DefaultValue) else value
-            for name, value in zip(
-                ("read", "write", "connect", "pool"), (read, write, connect, pool), strict=True
-            )
+            for name, value in given.items()
         )
         phases = (read, write, connect, pool)
         total = None if None in phases else sum(phases)
