@@ -100,8 +100,8 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         self._overall = AsyncLimiter(self._overall_per_second, LIMIT_MARGIN)
         self._chats: OrderedDict[int | str, _Chat] = OrderedDict()
         self._paused_until = 0.0  # global pause, from a 429 on a request without chat_id
-        # httpx scans every pooled connection and every queued request on each request, so
-        # hundreds of concurrent deliveries cost more CPU than they send: they queue here.
+        # Hundreds of background deliveries queue here, not in the HTTP client, whose pool
+        # has as many connections (httpx, PTB's default, rescanned its queue on each request).
         self._in_flight = asyncio.Semaphore(self._max_in_flight)
 
     @property
