@@ -80,6 +80,16 @@ class Dialog:
         self.clock = clock
         self.config = config or DialogConfig()
 
+    def reads_long(self, event: Incoming) -> bool:
+        """Whether the event asks for a long read: a whole team's digest (seconds for a team
+        of 100,000 deals), which a caller may want to keep off its event loop."""
+        text = event.text or ""
+        return event.button is None and text.startswith("/") and _command(text)[0] in LONG_READS
+
+    def on(self, engine: Engine) -> Dialog:
+        """The same dialog over another engine for the same database."""
+        return Dialog(engine, self.playbook, clock=self.clock, config=self.config)
+
     def handle(self, event: Incoming) -> Response:
         """Handle one event; never raises: unexpected errors are logged and the member told."""
         event = _without_nul(event)
@@ -189,8 +199,7 @@ def on_text(turn: Turn, text: str) -> None:
 
 
 def on_command(turn: Turn, text: str) -> None:
-    word, _, args = text[1:].partition(" ")
-    name = word.split("@")[0].lower()
+    name, args = _command(text)
     handler = COMMANDS.get(name)
     if handler is None:
         turn.say(turn.text("dialog.unknown_command", command=f"/{name}"))
@@ -258,6 +267,12 @@ def set_language(turn: Turn, lang: str) -> None:
     questions.resume(turn)
 
 
+def _command(text: str) -> tuple[str, str]:
+    """``/Digest@StageCoachBot  week`` -> ("digest", " week")."""
+    word, _, args = text[1:].partition(" ")
+    return word.split("@")[0].lower(), args
+
+
 COMMANDS = {
     "start": help_command,
     "help": help_command,
@@ -277,6 +292,7 @@ COMMANDS = {
     "pause": pause.pause_command,
     "digest": digests.digest_command,
 }
+LONG_READS = frozenset({"digest"})  # commands that read a whole team
 
 
 # -- button presses --------------------------------------------------------------------------

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 
 import pytest
+from sqlalchemy import Engine
 from sqlmodel import Session
 
+from bot.dialog import Dialog
+from bot.events import Incoming, Sender
 from flows import engine as flow
 from flows.i18n import t
 from storage.answers import get_answers, list_answer_changes
@@ -647,3 +650,13 @@ def test_resume_now_works_once(team_engine):
     chat.press_data(resume.data)
     assert chat.last.notice == t("en", "dialog.old_button")
     assert chat.last.edited is None
+
+
+def test_only_a_whole_team_digest_counts_as_a_long_read(sqlite_engine: Engine) -> None:
+    dialog = Dialog(sqlite_engine, PLAYBOOK)
+    sender = Sender(user_id=1, name="Ann", language_code="en")
+    long_reads = ["/digest", "/Digest@StageCoachBot", "/digest week"]
+    others = ["/deals", "digest", "/digests", "/update 3"]
+    assert all(dialog.reads_long(Incoming(sender, text=text)) for text in long_reads)
+    assert not any(dialog.reads_long(Incoming(sender, text=text)) for text in others)
+    assert not dialog.reads_long(Incoming(sender, button="/digest"))

@@ -30,6 +30,7 @@ from bot.tg.scheduler import Ticker
 from bot.tg.transport import AiohttpRequest
 from flows.i18n import t
 from storage.db import checkpoint_in_background
+from storage.event_loop import LoopDatabase
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
@@ -39,16 +40,18 @@ class TelegramAdapter:
     """Turns each update into a dialog event and delivers what the dialog answers."""
 
     def __init__(self, dialog: Dialog, application: Application):
-        self.dialog = dialog
+        # Chat turns run on the event loop: inline on SQLite, which answers inside this process
+        # in microseconds (a thread hand-off cost about as much as the turn); on PostgreSQL
+        # through the async driver, so other chats' turns run while one waits for the server.
+        self.database = LoopDatabase(dialog.engine)
+        self.dialog = dialog.on(self.database.engine)
+        # A whole team's digest takes seconds for 100,000 deals. On PostgreSQL it runs in a
+        # thread so the loop keeps sending. On SQLite it stays inline: its write transaction
+        # would hold up every other turn anyway (one writer), and a thread would make them
+        # wait on the loop for the lock.
+        self.long_reads = dialog
         self.application = application
         self.delivery = Delivery(application.bot, self._migrated, self._removed)
-        # SQLite answers inside this process in microseconds: handing each chat turn to a
-        # thread and back cost about 1 ms of CPU (GIL hand-offs), nearly what the turn itself
-        # costs (bench/README.md). The price: a long turn (a big team's /digest, seconds for
-        # 100,000 deals) holds up sending too, not only other turns (SQLite has one writer;
-        # digest ticks read without its lock). A server database is called from a thread,
-        # so the event loop keeps sending during its round trips.
-        self.inline = dialog.engine.dialect.name == "sqlite"
         # Updates being handled or delivered; zero means the bot has caught up (tests, shutdown).
         self.in_flight = 0
 
@@ -70,10 +73,10 @@ class TelegramAdapter:
             response = await self._removed(meaning.chat_id)
             await self.delivery.deliver(response, meaning.chat_id)
             return
-        if self.inline:
-            response = self.dialog.handle(meaning)
+        if self.database.inline or not self.dialog.reads_long(meaning):
+            response = await self.database.run(self.dialog.handle, meaning)
         else:
-            response = await asyncio.to_thread(self.dialog.handle, meaning)
+            response = await asyncio.to_thread(self.long_reads.handle, meaning)
         # Deliver in the background: a chat waiting out its flood limit must not hold up others.
         self.in_flight += 1
         self.application.create_task(
@@ -103,10 +106,10 @@ class TelegramAdapter:
             log.exception("could not tell chat %s about the error", chat.id)
 
     async def _migrated(self, old_chat_id: int, new_chat_id: int) -> Response:
-        return await asyncio.to_thread(self.dialog.group_migrated, old_chat_id, new_chat_id)
+        return await self.database.run(self.dialog.group_migrated, old_chat_id, new_chat_id)
 
     async def _removed(self, chat_id: int) -> Response:
-        return await asyncio.to_thread(self.dialog.group_removed, chat_id)
+        return await self.database.run(self.dialog.group_removed, chat_id)
 
 
 def build_application(
@@ -161,15 +164,18 @@ async def _post_init(application: Application) -> None:
     """Learn the bot's username (for t.me links), register the command menus, start ticking."""
     adapter: TelegramAdapter = application.bot_data["adapter"]
     me = await application.bot.get_me()
-    adapter.dialog.config = replace(adapter.dialog.config, bot_username=me.username)
+    for dialog in (adapter.dialog, adapter.long_reads):
+        dialog.config = replace(dialog.config, bot_username=me.username)
     await register_commands(application.bot, adapter.dialog.config.language)
     if application.bot_data["schedule"]:
         application.bot_data["ticker"].start(application.bot_data["tick_seconds"])
 
 
 async def _post_stop(application: Application) -> None:
-    """Stop ticking before the bot shuts down, so no tick sends through a closed bot."""
+    """Stop ticking before the bot shuts down, so no tick sends through a closed bot; close
+    the chat turns' connections while their event loop still runs."""
     application.bot_data["ticker"].stop()
+    await application.bot_data["adapter"].database.close()
 
 
 def preview_digests(app: App) -> list:

@@ -1,0 +1,49 @@
+"""Database work called from the bot's event loop, without a thread per call.
+
+SQLite answers inside the process in microseconds, so its work simply runs on the loop. A
+PostgreSQL chat turn waits for the server a dozen times. Run in a thread, each wait and return
+cost GIL hand-offs with the loop (about a third of the turn's CPU), and the loop could overlap
+only as many turns as it had threads. Here the connections use psycopg's async mode, and
+SQLAlchemy's greenlet bridge (what ``AsyncSession.run_sync`` is built on) lets the same
+synchronous Session code await each round trip, so the loop runs other chats' turns meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
+
+T = TypeVar("T")
+
+
+class LoopDatabase:
+    """``engine``'s database for work run by ``run`` on the event loop.
+
+    Attributes:
+        inline: work runs on the loop as it is (SQLite): nothing else runs meanwhile.
+        engine: the engine that work passed to ``run`` must use (on PostgreSQL, one whose
+            connections wait on the event loop: usable only inside ``run``).
+    """
+
+    def __init__(self, engine: Engine):
+        self.inline = engine.dialect.name == "sqlite"
+        self._async: AsyncEngine | None = None
+        self.engine = engine
+        if not self.inline:
+            self._async = create_async_engine(engine.url, pool_pre_ping=True)
+            self.engine = self._async.sync_engine
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        """``work(*args)``; on a server database the loop serves others while it waits."""
+        if self._async is None:
+            return work(*args)
+        return await greenlet_spawn(work, *args)
+
+    async def close(self) -> None:
+        """Close the pooled connections (they belong to this event loop)."""
+        if self._async is not None:
+            await self._async.dispose()

@@ -1,0 +1,83 @@
+"""Database work run from the event loop (storage/event_loop.py), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, text
+
+from storage.db import transaction
+from storage.event_loop import LoopDatabase
+from storage.teams import create_team, get_team
+from tests.telegram_world import NOW
+
+LOCK_KEY = 4242  # an advisory lock no other test takes
+
+
+async def test_work_commits_through_the_loop_engine_and_is_seen_by_the_app(engine: Engine) -> None:
+    database = LoopDatabase(engine)
+
+    def open_team(name: str) -> int:
+        with transaction(database.engine) as session:
+            return create_team(session, name=name, now=NOW).id
+
+    try:
+        team_id = await database.run(open_team, "Sales East")
+    finally:
+        await database.close()
+    with transaction(engine) as session:
+        assert get_team(session, team_id=team_id).name == "Sales East"
+    assert database.inline == (engine.dialect.name == "sqlite")
+
+
+async def test_a_turn_waiting_for_the_server_lets_other_turns_run(engine: Engine) -> None:
+    """A turn blocked inside PostgreSQL must leave the loop free: the next turn finishes first.
+
+    If ``run`` blocked the loop, the second turn could not start, nothing would release the
+    lock the first turn waits for, and the test would time out.
+    """
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite work runs inline by design: it answers in microseconds")
+    database = LoopDatabase(engine)
+    order: list[str] = []
+
+    def wait_for_lock() -> None:
+        with transaction(database.engine) as session:
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+            order.append("waited")
+
+    def quick() -> int:
+        with transaction(database.engine) as session:
+            order.append("quick")
+            return session.execute(text("SELECT 1")).scalar_one()
+
+    holder = psycopg.connect(_libpq(engine), autocommit=True)
+    try:
+        holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        waiting = asyncio.create_task(database.run(wait_for_lock))
+        await _until_waiting_on_the_lock(holder)
+        assert await asyncio.wait_for(database.run(quick), timeout=10) == 1
+        holder.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+        await asyncio.wait_for(waiting, timeout=10)
+    finally:
+        holder.close()
+        await database.close()
+    assert order == ["quick", "waited"]
+
+
+async def _until_waiting_on_the_lock(holder: psycopg.Connection) -> None:
+    for _ in range(500):
+        waiting = holder.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone()[0]
+        if waiting:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the first turn never reached the lock")
+
+
+def _libpq(engine: Engine) -> str:
+    url = engine.url.set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
