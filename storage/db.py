@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _SQLITE_PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=5000")
 SQLITE_SYNCHRONOUS = ("normal", "full")
+PING_WHEN_IDLE_SECONDS = 1.0  # see ping_when_idle
 # INSERT with ON CONFLICT, per dialect: SQLAlchemy's generic insert() has no such clause.
 INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
@@ -39,7 +42,8 @@ def make_engine(url: str, *, sqlite_synchronous: str = "normal", **engine_kwargs
 
     SQLite: the parent folder of a file database is created and every connection gets WAL
     journaling, foreign keys and a 5 s busy timeout. PostgreSQL: ``postgresql://`` (and
-    ``postgres://``) URLs use psycopg 3, with ``pool_pre_ping``.
+    ``postgres://``) URLs use psycopg 3; a pooled connection is checked before use when it sat
+    idle (``ping_when_idle``).
 
     Args:
         url: A SQLAlchemy database URL.
@@ -55,8 +59,9 @@ def make_engine(url: str, *, sqlite_synchronous: str = "normal", **engine_kwargs
     if parsed.get_backend_name() in ("postgresql", "postgres"):
         if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
-        engine_kwargs.setdefault("pool_pre_ping", True)
-        return create_engine(parsed, **engine_kwargs)
+        engine = create_engine(parsed, **engine_kwargs)
+        ping_when_idle(engine)
+        return engine
     if parsed.get_backend_name() == "sqlite":
         _make_sqlite_folder(parsed)
         if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
@@ -67,6 +72,32 @@ def make_engine(url: str, *, sqlite_synchronous: str = "normal", **engine_kwargs
         event.listen(engine, "begin", _begin_sqlite)
         return engine
     return create_engine(parsed, **engine_kwargs)
+
+
+def ping_when_idle(engine: Engine, idle_seconds: float = PING_WHEN_IDLE_SECONDS) -> None:
+    """Check a pooled connection before use, unless it was in use moments ago.
+
+    A database restart leaves the pool holding dead connections; a check on checkout finds
+    them, and the pool replaces them before anyone's work fails. ``pool_pre_ping`` checks on
+    every checkout: a round trip on each chat turn and on each of a nudge tick's 50 records.
+    A connection given back less than ``idle_seconds`` ago is taken as alive; if the server
+    went down in that second, that one piece of work fails (and, being a disconnect, makes
+    the pool drop all its connections).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _given_back(dbapi_connection: Any, record: Any) -> None:
+        record.info["given_back_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        given_back_at = record.info.get("given_back_at")
+        if given_back_at is None or time.monotonic() - given_back_at < idle_seconds:
+            return  # new, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # whatever the driver raises for a dead connection
+            raise DisconnectionError(f"connection found dead before use: {exc}") from exc
 
 
 def checkpoint_in_background(engine: Engine, every_seconds: float = 1.0) -> Callable[[], None]:

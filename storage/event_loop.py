@@ -17,6 +17,8 @@ from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
+from storage.db import ping_when_idle
+
 T = TypeVar("T")
 
 
@@ -34,8 +36,9 @@ class LoopDatabase:
         self._async: AsyncEngine | None = None
         self.engine = engine
         if not self.inline:
-            self._async = create_async_engine(engine.url, pool_pre_ping=True)
+            self._async = create_async_engine(engine.url)
             self.engine = self._async.sync_engine
+            ping_when_idle(self.engine)
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
         """``work(*args)``; on a server database the loop serves others while it waits."""

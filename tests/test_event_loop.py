@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from storage.db import transaction
+from storage.db import PING_WHEN_IDLE_SECONDS, transaction
 from storage.event_loop import LoopDatabase
 from storage.teams import create_team, get_team
 from tests.telegram_world import NOW
@@ -81,3 +81,24 @@ async def _until_waiting_on_the_lock(holder: psycopg.Connection) -> None:
 def _libpq(engine: Engine) -> str:
     url = engine.url.set(drivername="postgresql")
     return url.render_as_string(hide_password=False)
+
+
+async def test_a_connection_dropped_while_idle_is_replaced_on_the_loop_too(
+    engine: Engine, postgres_admin_url: str
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no connections to lose: the check is for a database server")
+    database = LoopDatabase(engine)
+
+    def backend_pid() -> int:
+        with transaction(database.engine) as session:
+            return session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+    try:
+        first = await database.run(backend_pid)
+        with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+        await asyncio.sleep(PING_WHEN_IDLE_SECONDS + 0.1)
+        assert await database.run(backend_pid) != first
+    finally:
+        await database.close()
