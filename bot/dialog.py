@@ -86,51 +86,61 @@ class Dialog:
         text = event.text or ""
         return event.button is None and text.startswith("/") and _command(text)[0] in LONG_READS
 
-    def on(self, engine: Engine) -> Dialog:
-        """The same dialog over another engine for the same database."""
-        return Dialog(engine, self.playbook, clock=self.clock, config=self.config)
+    def handle(self, event: Incoming, *, engine: Engine | None = None) -> Response:
+        """Handle one event; never raises: unexpected errors are logged and the member told.
 
-    def handle(self, event: Incoming) -> Response:
-        """Handle one event; never raises: unexpected errors are logged and the member told."""
+        ``engine`` (here and below): another engine for the same database, such as the bot's,
+        whose connections wait on its event loop (storage/event_loop.py); the dialog's own by
+        default.
+        """
         event = _without_nul(event)
+        engine = engine or self.engine
         return self._in_transaction(
+            engine,
             lambda session: self._handle(session, event),
             f"an event from user {event.sender.user_id} (button={event.button!r}, "
             f"text={(event.text or '')[:80]!r})",
-            on_error=lambda: Response(replies=[Reply(t(self._language_of(event), "dialog.error"))]),
+            on_error=lambda: Response(
+                replies=[Reply(t(self._language_of(engine, event), "dialog.error"))]
+            ),
         )
 
-    def group_migrated(self, old_chat_id: int, new_chat_id: int) -> Response:
+    def group_migrated(
+        self, old_chat_id: int, new_chat_id: int, *, engine: Engine | None = None
+    ) -> Response:
         """A linked group became a supergroup with a new chat id."""
         return self._in_transaction(
+            engine or self.engine,
             lambda s: groups.group_migrated(s, old_chat_id=old_chat_id, new_chat_id=new_chat_id),
             f"the migration of group {old_chat_id} to {new_chat_id}",
         )
 
-    def group_removed(self, chat_id: int) -> Response:
+    def group_removed(self, chat_id: int, *, engine: Engine | None = None) -> Response:
         """The bot was removed from a group (or can no longer post there)."""
         return self._in_transaction(
+            engine or self.engine,
             lambda s: groups.group_removed(s, chat_id=chat_id, now=self.clock()),
             f"the removal from group {chat_id}",
         )
 
     def _in_transaction(
         self,
+        engine: Engine,
         work: Callable[[Session], Response],
         what: str,
         on_error: Callable[[], Response] = Response,
     ) -> Response:
         try:
-            with transaction(self.engine) as session:
+            with transaction(engine) as session:
                 return work(session)
         except Exception:
             log.exception("failed to handle %s", what)
             return on_error()
 
-    def _language_of(self, event: Incoming) -> str:
+    def _language_of(self, engine: Engine, event: Incoming) -> str:
         """The member's language for an error message, even if the database is what failed."""
         try:
-            with transaction(self.engine) as session:
+            with transaction(engine) as session:
                 member = get_member_by_telegram_id(session, telegram_user_id=event.sender.user_id)
                 if member is not None:
                     return member.language

@@ -40,11 +40,12 @@ class LoopDatabase:
             self.engine = self._async.sync_engine
             ping_when_idle(self.engine)
 
-    async def run(self, work: Callable[..., T], *args: Any) -> T:
-        """``work(*args)``; on a server database the loop serves others while it waits."""
+    async def run(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``work(*args, **kwargs)``; on a server database the loop serves others while it
+        waits."""
         if self._async is None:
-            return work(*args)
-        return await greenlet_spawn(work, *args)
+            return work(*args, **kwargs)
+        return await greenlet_spawn(work, *args, **kwargs)
 
     async def close(self) -> None:
         """Close the pooled connections (they belong to this event loop)."""

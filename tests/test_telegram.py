@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 import pytest
 
@@ -465,3 +466,24 @@ def test_a_running_bot_hides_its_long_lived_objects_from_the_collector():
         assert gc.get_freeze_count() > before
     finally:
         gc.unfreeze()  # the test process keeps collecting as usual
+
+
+async def test_a_team_digest_is_built_off_the_event_loop_on_a_server_database(world, fake):
+    """A whole team's digest takes seconds for a big team: on PostgreSQL it must not hold up
+    the loop (other chats' turns and sending); on SQLite it runs inline like every turn."""
+    dialog = world.application.bot_data["adapter"].dialog
+    threads: dict[str, str] = {}
+    handle = dialog.handle
+
+    def noting_thread(event, **kwargs):
+        threads[event.text] = threading.current_thread().name
+        return handle(event, **kwargs)
+
+    dialog.handle = noting_thread
+    await world.say(MEG, "/digest")
+    await world.say(MEG, "/deals")
+    on_loop = threading.main_thread().name
+    off_loop = world.engine.dialect.name == "postgresql"
+    assert (threads["/digest"] != on_loop) is off_loop
+    assert threads["/deals"] == on_loop
+    assert "Daily digest" in world.last_texts(MEG, 4)

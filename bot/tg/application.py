@@ -44,12 +44,7 @@ class TelegramAdapter:
         # in microseconds (a thread hand-off cost about as much as the turn); on PostgreSQL
         # through the async driver, so other chats' turns run while one waits for the server.
         self.database = LoopDatabase(dialog.engine)
-        self.dialog = dialog.on(self.database.engine)
-        # A whole team's digest takes seconds for 100,000 deals. On PostgreSQL it runs in a
-        # thread so the loop keeps sending. On SQLite it stays inline: its write transaction
-        # would hold up every other turn anyway (one writer), and a thread would make them
-        # wait on the loop for the lock.
-        self.long_reads = dialog
+        self.dialog = dialog
         self.application = application
         self.delivery = Delivery(application.bot, self._migrated, self._removed)
         # Updates being handled or delivered; zero means the bot has caught up (tests, shutdown).
@@ -74,9 +69,13 @@ class TelegramAdapter:
             await self.delivery.deliver(response, meaning.chat_id)
             return
         if self.database.inline or not self.dialog.reads_long(meaning):
-            response = await self.database.run(self.dialog.handle, meaning)
+            engine = self.database.engine
+            response = await self.database.run(self.dialog.handle, meaning, engine=engine)
         else:
-            response = await asyncio.to_thread(self.long_reads.handle, meaning)
+            # A whole team's digest takes seconds for 100,000 deals: in a thread, so the loop
+            # keeps sending. Not on SQLite: its write transaction would hold up every other
+            # turn anyway (one writer), and they would wait for the lock on the loop.
+            response = await asyncio.to_thread(self.dialog.handle, meaning)
         # Deliver in the background: a chat waiting out its flood limit must not hold up others.
         self.in_flight += 1
         self.application.create_task(
@@ -106,10 +105,14 @@ class TelegramAdapter:
             log.exception("could not tell chat %s about the error", chat.id)
 
     async def _migrated(self, old_chat_id: int, new_chat_id: int) -> Response:
-        return await self.database.run(self.dialog.group_migrated, old_chat_id, new_chat_id)
+        return await self.database.run(
+            self.dialog.group_migrated, old_chat_id, new_chat_id, engine=self.database.engine
+        )
 
     async def _removed(self, chat_id: int) -> Response:
-        return await self.database.run(self.dialog.group_removed, chat_id)
+        return await self.database.run(
+            self.dialog.group_removed, chat_id, engine=self.database.engine
+        )
 
 
 def build_application(
@@ -164,8 +167,7 @@ async def _post_init(application: Application) -> None:
     """Learn the bot's username (for t.me links), register the command menus, start ticking."""
     adapter: TelegramAdapter = application.bot_data["adapter"]
     me = await application.bot.get_me()
-    for dialog in (adapter.dialog, adapter.long_reads):
-        dialog.config = replace(dialog.config, bot_username=me.username)
+    adapter.dialog.config = replace(adapter.dialog.config, bot_username=me.username)
     await register_commands(application.bot, adapter.dialog.config.language)
     if application.bot_data["schedule"]:
         application.bot_data["ticker"].start(application.bot_data["tick_seconds"])
