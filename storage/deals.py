@@ -6,7 +6,7 @@ import enum
 from collections.abc import Iterable
 from datetime import date, datetime
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 
 from storage.errors import NotFoundError
@@ -93,9 +93,14 @@ def _take_deal_number(session: Session, *, team_id: int) -> int:
     return next_number - 1
 
 
+# Built once: Session.get builds and caches a query on every call, which cost about as much as
+# the load itself (every answer loads its deal).
+_DEAL_BY_ID = select(Deal).where(col(Deal.id) == bindparam("deal_id"))
+
+
 def get_deal(session: Session, *, deal_id: int) -> Deal | None:
     """Return the deal with this id, or None."""
-    return session.get(Deal, deal_id)
+    return session.execute(_DEAL_BY_ID, {"deal_id": deal_id}).scalar_one_or_none()
 
 
 def get_deal_by_number(session: Session, *, team_id: int, number: int) -> Deal | None:
