@@ -8,6 +8,7 @@ a restart loses nothing and overdue nudges after downtime go out once.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -44,6 +45,10 @@ from storage.updates import forget_old_updates
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_FAILURE = timedelta(minutes=5)
+STALE_PAGE = 100  # stale deals planned per transaction (see plan_stale)
+# Between pages: longer than SQLite's busy handler sleeps between tries (up to 100 ms), or a
+# waiting chat turn or digest would find the next page's lock taken every time it looks.
+STALE_PAUSE_SECONDS = 0.15
 FOLLOW_UP_KINDS = ("resume", "date")  # sent nudges that change something once delivered
 
 
@@ -83,27 +88,48 @@ class NudgeRunner:
         self.playbook = playbook
         self.config = config
         self.instance = instance
+        self.stopping = threading.Event()  # set when the bot stops: plan_stale ends early
 
     def plan_stale(self, now: datetime) -> int:
         """Create a nudge for every deal that went stale (run now and then, not every tick).
 
+        A page of STALE_PAGE deals per transaction, with a pause in between: after a long
+        downtime (or on a first start over imported deals) thousands are stale, and one
+        transaction for all of them held SQLite's write lock for seconds, so chat turns and
+        the digest tick waited, then failed with "database is locked".
+
         Also forgets Telegram update ids too old to be redelivered (housekeeping that needs
-        the same slow rhythm).
+        the same slow rhythm). Returns how many deals were stale.
         """
         days = {s.id: s.stale_after_days for s in self.playbook.stages}
         with transaction(self.engine) as session:
             forget_old_updates(session, now=now)
-            deals = stale_deals(session, now=now, today=now.date(), stale_days=days)
-            for deal in deals:
-                schedule_nudge(
+        found, after_id = 0, 0
+        while True:
+            with transaction(self.engine) as session:
+                deals = stale_deals(
                     session,
-                    member_id=deal.owner_id,
-                    deal_id=deal.id,
-                    kind="stale",
-                    due_at=now,
                     now=now,
+                    today=now.date(),
+                    stale_days=days,
+                    after_id=after_id,
+                    limit=STALE_PAGE,
                 )
-        return len(deals)
+                for deal in deals:
+                    schedule_nudge(
+                        session,
+                        member_id=deal.owner_id,
+                        deal_id=deal.id,
+                        kind="stale",
+                        due_at=now,
+                        now=now,
+                    )
+            found += len(deals)
+            if len(deals) < STALE_PAGE:
+                return found
+            after_id = deals[-1].id
+            if self.stopping.wait(STALE_PAUSE_SECONDS):
+                return found  # the rest is planned at the next start, nothing is lost
 
     def due(self, now: datetime) -> list[Batch]:
         """Claim the due nudges and turn them into one message per rep (or postpone them).

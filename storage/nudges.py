@@ -281,12 +281,19 @@ def mute_nudge(session: Session, *, nudge: Nudge, member_id: int, now: datetime)
 
 
 def stale_deals(
-    session: Session, *, now: datetime, today: date, stale_days: dict[str, int]
+    session: Session,
+    *,
+    now: datetime,
+    today: date,
+    stale_days: dict[str, int],
+    after_id: int = 0,
+    limit: int | None = None,
 ) -> list[Deal]:
     """Open, unpaused deals not updated for their stage's stale_after_days and not nudged since.
 
     Args:
         stale_days: days without an update after which a deal in each stage is stale.
+        after_id, limit: one page, by deal id: the deals after ``after_id``, at most ``limit``.
     """
     overdue = or_(
         *(
@@ -311,6 +318,9 @@ def stale_deals(
             overdue,
             ~nudged_since,
             ~muted,
+            col(Deal.id) > after_id,
         )
+        .order_by(col(Deal.id))
+        .limit(limit)
     )
     return list(session.exec(statement))

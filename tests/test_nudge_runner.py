@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, event, text, update
 from sqlmodel import Session, col, select
 
+from bot import nudge_runner
 from bot.events import Outcome
 from bot.nudge_runner import NudgeRunner
 from bot.turn import DialogConfig
@@ -17,7 +18,7 @@ from flows.playbook import load_playbook
 from storage.answers import save_answer
 from storage.db import transaction
 from storage.deals import set_deal_attributes
-from storage.models import Answer, Deal, Nudge
+from storage.models import Answer, Deal, Nudge, NudgeMute
 from storage.nudges import count_sent_since_each, schedule_nudge
 from tests.factories import NOW, make_deal, make_member, make_team
 
@@ -207,3 +208,53 @@ def test_sent_today_counts_from_each_members_own_midnight(session):
         idle.id: datetime(2026, 11, 25, 16, 0, tzinfo=UTC),
     }
     assert count_sent_since_each(session, since=since) == {shanghai.id: 2, berlin.id: 1, idle.id: 0}
+
+
+def test_many_stale_deals_are_planned_a_page_per_transaction(engine, monkeypatch):
+    """Thousands of stale deals (after downtime) must not hold the write lock in one go."""
+    monkeypatch.setattr(nudge_runner, "STALE_PAGE", 10)
+    monkeypatch.setattr(nudge_runner, "STALE_PAUSE_SECONDS", 0)
+    with transaction(engine) as session:
+        team = make_team(session)
+        rep = make_member(session, team)
+        deal_ids = [make_deal(session, team, rep, stage_id="potential").id for _ in range(25)]
+        muted = make_deal(session, team, rep, stage_id="potential")
+        session.add(NudgeMute(member_id=rep.id, deal_id=muted.id, kind="stale", created_at=NOW))
+    month_later = NOW + timedelta(days=40)
+    planned_per_commit: list[int] = []
+    planned = {"now": 0}
+
+    def count_insert(conn, cursor, statement, parameters, context, executemany) -> None:
+        planned["now"] += statement.startswith("INSERT INTO nudge ")
+
+    def count_commit(conn) -> None:
+        planned_per_commit.append(planned["now"])
+        planned["now"] = 0
+
+    event.listen(engine, "before_cursor_execute", count_insert)
+    event.listen(engine, "commit", count_commit)
+    try:
+        assert make_runner(engine).plan_stale(month_later) == 25
+    finally:
+        event.remove(engine, "before_cursor_execute", count_insert)
+        event.remove(engine, "commit", count_commit)
+    assert max(planned_per_commit) == 10 and sum(planned_per_commit) == 25
+    with Session(engine) as session:
+        stale = session.exec(select(Nudge.deal_id).where(Nudge.kind == "stale")).all()
+    assert sorted(stale) == deal_ids  # each once, the muted one not at all
+    assert make_runner(engine).plan_stale(month_later) == 0  # nudged since: nothing again
+
+
+def test_a_stopping_bot_ends_stale_planning_after_the_current_page(engine, monkeypatch):
+    monkeypatch.setattr(nudge_runner, "STALE_PAGE", 10)
+    with transaction(engine) as session:
+        team = make_team(session)
+        rep = make_member(session, team)
+        for _ in range(25):
+            make_deal(session, team, rep, stage_id="potential")
+    runner = make_runner(engine)
+    runner.stopping.set()
+    month_later = NOW + timedelta(days=40)
+    assert runner.plan_stale(month_later) == 10  # one page, then it noticed
+    runner.stopping.clear()
+    assert runner.plan_stale(month_later) == 15  # the next start plans the rest

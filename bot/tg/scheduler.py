@@ -55,6 +55,7 @@ class Ticker:
         self.scheduler.start()
 
     def stop(self) -> None:
+        self.nudges.stopping.set()  # a long stale planning stops at its next page
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
