@@ -6,7 +6,8 @@ DATABASE_URL at a SQLite file with the issue's 10,000 deals. Start-up time is fr
 the process is started to its first getUpdates request at the fake. The resident memory is
 read from /proc/<pid>/status (VmRSS, and the high-water mark VmHWM) once the bot has settled:
 no request but getUpdates for a few seconds (its first ticks plan stale-deal nudges and may
-send them and the managers' digests, as a real start does; the chats are known to the fake).
+send them, and send the managers' digests, due at midnight here so that they go whatever the
+hour: a bot that has run for a day has built charts; the chats are known to the fake).
 """
 
 from __future__ import annotations
@@ -76,7 +77,12 @@ async def _measure(url: str, members: list[int], quiet: float) -> dict:
         for key, value in os.environ.items()
         if key not in ("STAGECOACH_CONFIG", "TELEGRAM_WEBHOOK_SECRET")
     }
+    # Digests at midnight: the start-up sends the day's digests whatever the hour, so the
+    # settled figure is a bot that has built its charts, as every bot has after its first day.
+    config = Path(folder) / "config.toml"
+    config.write_text('[digest]\ntime = "00:00"\n', encoding="utf-8")
     env.update(
+        STAGECOACH_CONFIG=str(config),
         TELEGRAM_BOT_TOKEN=fake.token,
         TELEGRAM_API_BASE_URL=fake.base_url,
         DATABASE_URL=url,
