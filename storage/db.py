@@ -15,7 +15,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlmodel import Session
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,8 @@ def ping_when_idle(engine: Engine, idle_seconds: float = PING_WHEN_IDLE_SECONDS)
     every checkout: a round trip on each chat turn and on each of a nudge tick's 50 records.
     A connection given back less than ``idle_seconds`` ago is taken as alive; if the server
     went down in that second, that one piece of work fails (and, being a disconnect, makes
-    the pool drop all its connections).
+    the pool drop all its connections). A dead connection found here means the server
+    restarted: the pool drops every connection as old as it, as ``pool_pre_ping`` does.
     """
 
     @event.listens_for(engine, "checkin")
@@ -97,7 +98,7 @@ def ping_when_idle(engine: Engine, idle_seconds: float = PING_WHEN_IDLE_SECONDS)
         try:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:  # whatever the driver raises for a dead connection
-            raise DisconnectionError(f"connection found dead before use: {exc}") from exc
+            raise InvalidatePoolError(f"connection found dead before use: {exc}") from exc
 
 
 def checkpoint_in_background(engine: Engine, every_seconds: float = 1.0) -> Callable[[], None]:

@@ -6,7 +6,7 @@ import enum
 from collections.abc import Iterable
 from datetime import date, datetime
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, inspect, update
 from sqlmodel import Session, col, select
 
 from storage.errors import NotFoundError
@@ -99,7 +99,10 @@ _DEAL_BY_ID = select(Deal).where(col(Deal.id) == bindparam("deal_id"))
 
 
 def get_deal(session: Session, *, deal_id: int) -> Deal | None:
-    """Return the deal with this id, or None."""
+    """Return the deal with this id, or None (a deal this session holds costs no query)."""
+    known = session.identity_map.get(session.identity_key(Deal, deal_id))
+    if known is not None and not inspect(known).expired:
+        return known
     return session.execute(_DEAL_BY_ID, {"deal_id": deal_id}).scalar_one_or_none()
 
 

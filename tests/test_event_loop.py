@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import psycopg
 import pytest
@@ -54,15 +55,28 @@ async def test_a_turn_waiting_for_the_server_lets_other_turns_run(engine: Engine
             return session.execute(text("SELECT 1")).scalar_one()
 
     holder = psycopg.connect(_libpq(engine), autocommit=True)
+    unlock = threading.Lock()
+
+    def release() -> None:
+        with unlock:
+            if not holder.closed:
+                holder.execute("SELECT pg_advisory_unlock_all()")
+
+    # A blocked loop could not release the lock: a timer thread does, so the test fails
+    # (wrong order) instead of hanging.
+    safety = threading.Timer(10, release)
     try:
         holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        safety.start()
         waiting = asyncio.create_task(database.run(wait_for_lock))
         await _until_waiting_on_the_lock(holder)
         assert await asyncio.wait_for(database.run(quick), timeout=10) == 1
-        holder.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+        release()
         await asyncio.wait_for(waiting, timeout=10)
     finally:
-        holder.close()
+        safety.cancel()
+        with unlock:
+            holder.close()
         await database.close()
     assert order == ["quick", "waited"]
 
@@ -71,6 +85,9 @@ async def _until_waiting_on_the_lock(holder: psycopg.Connection) -> None:
     for _ in range(500):
         waiting = holder.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND objid = %s AND database = (SELECT oid FROM pg_database"
+            " WHERE datname = current_database())",
+            (LOCK_KEY,),
         ).fetchone()[0]
         if waiting:
             return

@@ -48,3 +48,25 @@ async def test_people_are_handled_side_by_side_and_each_in_order(fake: FakeBotAp
         await handle_batch(application, updates)
 
     assert seen == ["bob 1", "ann 1", "ann 2"]
+
+
+async def test_a_groups_updates_keep_their_order_whoever_sent_them(fake: FakeBotApi) -> None:
+    """A group's link to a team changes in order (a removal, a migration, a /setgroup)."""
+    application = ApplicationBuilder().token(fake.token).base_url(fake.base_url).build()
+    seen: list[str] = []
+
+    async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.message.text == "ann":
+            await asyncio.sleep(0.05)  # Bob's update would overtake this if run beside it
+        seen.append(update.message.text)
+
+    application.add_handler(TypeHandler(Update, handle))
+    raw = [_message(1, ANN, "ann"), _message(2, BOB, "bob")]
+    for data in raw:
+        data["message"]["chat"] = {"id": -100, "type": "group", "title": "Sales East"}
+    updates = [Update.de_json(data, application.bot) for data in raw]
+
+    async with application:
+        await handle_batch(application, updates)
+
+    assert seen == ["ann", "bob"]

@@ -190,8 +190,11 @@ async def send_digests_now(app: App, token: str) -> int:
     """Send today's digest to every manager who has not had it yet; returns how many went."""
     application = build_application(app, token, schedule=False)
     async with application:
-        ticker: Ticker = application.bot_data["ticker"]
-        return await ticker.digest_tick(any_time=True)
+        try:
+            ticker: Ticker = application.bot_data["ticker"]
+            return await ticker.digest_tick(any_time=True)
+        finally:
+            await application.bot_data["adapter"].database.close()
 
 
 def freeze_long_lived_objects() -> None:

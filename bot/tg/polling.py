@@ -6,9 +6,9 @@ moves past a batch of updates only once ``process_update`` returned for each of 
 after the dialog committed, so Telegram redelivers anything unhandled and the database refuses
 what was handled twice.
 
-Within a batch, different people's updates are handled side by side and each person's own
-updates in order: while one chat turn waits for the database server, the next rep's turn
-runs (a team reporting after a day of visits must not queue behind one another's round trips).
+Within a batch, different chats' updates are handled side by side and each chat's own updates
+in order: while one rep's turn waits for the database server, the next rep's turn runs (a team
+reporting after a day of visits must not queue behind one another's round trips).
 """
 
 from __future__ import annotations
@@ -79,12 +79,12 @@ async def _poll_until(application: Application, stop: asyncio.Event, allowed: li
 
 
 async def handle_batch(application: Application, updates: list[Update]) -> None:
-    """Handle every update: one task per person, each person's updates in their order."""
-    by_person: dict[int, list[Update]] = defaultdict(list)
+    """Handle every update: one task per chat, each chat's updates in their order."""
+    by_chat: dict[int, list[Update]] = defaultdict(list)
     for update in updates:
-        by_person[_person(update)].append(update)
+        by_chat[_chat(update)].append(update)
     async with asyncio.TaskGroup() as group:
-        for own_updates in by_person.values():
+        for own_updates in by_chat.values():
             group.create_task(_in_order(application, own_updates))
 
 
@@ -93,10 +93,11 @@ async def _in_order(application: Application, updates: list[Update]) -> None:
         await application.process_update(update)  # returns once the dialog committed
 
 
-def _person(update: Update) -> int:
-    """Whose update this is: the sender (one conversation per person), else the chat."""
-    if update.effective_user is not None:
-        return update.effective_user.id
+def _chat(update: Update) -> int:
+    """The chat an update belongs to: a person's private chat (their conversation: messages
+    and button presses alike), or a group (its link to the team changes in order)."""
     if update.effective_chat is not None:
         return update.effective_chat.id
+    if update.effective_user is not None:
+        return update.effective_user.id
     return -update.update_id  # neither (no such update is allowed today): on its own
