@@ -35,7 +35,7 @@ from flows.i18n import LANGUAGES, t
 from flows.playbook import Playbook
 from storage.answers import get_answers
 from storage.conversations import get_conversation_state, save_conversation
-from storage.db import transaction
+from storage.db import transaction, worth_retrying
 from storage.models import Deal
 from storage.teams import get_member_by_telegram_id, update_member
 from storage.updates import claim_update
@@ -64,6 +64,11 @@ def _without_nul(event: Incoming) -> Incoming:
         button=clean(event.button),
         chat_title=clean(event.chat_title) or "",
     )
+
+
+# A turn PostgreSQL gave up on for a concurrent one (a deadlock victim) runs once more: turns
+# of different chats run side by side (bot/tg/polling.py), and several instances may too.
+TRIES = 2
 
 
 class Dialog:
@@ -130,12 +135,19 @@ class Dialog:
         what: str,
         on_error: Callable[[], Response] = Response,
     ) -> Response:
-        try:
-            with transaction(engine) as session:
-                return work(session)
-        except Exception:
-            log.exception("failed to handle %s", what)
-            return on_error()
+        tries_left = TRIES
+        while True:
+            tries_left -= 1
+            try:
+                with transaction(engine) as session:
+                    return work(session)
+            except Exception as exc:
+                # Rolled back whole, the update's claim too: running it again is safe.
+                if tries_left and worth_retrying(exc):
+                    log.warning("%s got in another's way (%s); trying again", what, exc.orig)
+                    continue
+                log.exception("failed to handle %s", what)
+                return on_error()
 
     def _language_of(self, engine: Engine, event: Incoming) -> str:
         """The member's language for an error message, even if the database is what failed."""

@@ -15,7 +15,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlmodel import Session
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,17 @@ def make_engine(url: str, *, sqlite_synchronous: str = "normal", **engine_kwargs
         event.listen(engine, "begin", _begin_sqlite)
         return engine
     return create_engine(parsed, **engine_kwargs)
+
+
+# serialization_failure, deadlock_detected: the server gave up on a transaction because of
+# another one; the same work run again may well succeed.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def worth_retrying(exc: BaseException) -> bool:
+    """Whether a transaction failed only because a concurrent one got in its way."""
+    orig = getattr(exc, "orig", None) if isinstance(exc, DBAPIError) else None
+    return getattr(orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
 
 def ping_when_idle(engine: Engine, idle_seconds: float = PING_WHEN_IDLE_SECONDS) -> None:

@@ -6,8 +6,10 @@ import logging
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, select
 
+from bot import questions
 from bot.dialog import Dialog
 from bot.events import Incoming, Sender
 from flows import engine as flow
@@ -15,6 +17,7 @@ from flows.i18n import t
 from storage.answers import get_answers, list_answer_changes
 from storage.db import make_engine, transaction
 from storage.deals import get_deal_by_number, list_stage_changes
+from storage.models import Deal
 from tests.dialog_driver import FIXED_NOW, PLAYBOOK, Driver, plain
 from tests.factories import make_member, make_team
 
@@ -417,6 +420,49 @@ def test_an_unexpected_error_is_logged_and_the_member_told(team_engine, monkeypa
     assert chat.text == t("en", "dialog.error")
     assert "disk on fire" in caplog.text
     assert chat.open_question() == waiting
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"  # what psycopg's DeadlockDetected carries
+
+
+def _deadlocked(times: int, save):
+    """save_answer that PostgreSQL picks as a deadlock victim ``times`` times, then works."""
+    calls: list[int] = []
+
+    def save_answer(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= times:
+            raise OperationalError("UPDATE deal ...", {}, _Deadlock("deadlock detected"))
+        return save(*args, **kwargs)
+
+    return save_answer, calls
+
+
+def test_a_turn_chosen_as_a_deadlock_victim_runs_again_once(team_engine, monkeypatch):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    question = chat.open_question()
+    save_answer, calls = _deadlocked(1, questions.save_answer)
+    monkeypatch.setattr("bot.questions.save_answer", save_answer)
+    chat.say("Head office")
+    assert len(calls) == 2
+    assert chat.open_question() != question  # answered, on to the next question
+    with Session(team_engine) as session:
+        [deal_id] = session.exec(select(Deal.id)).all()
+        assert list(get_answers(session, deal_id=deal_id).values()).count("Head office") == 1
+
+
+def test_a_turn_deadlocked_twice_is_an_error_like_any_other(team_engine, monkeypatch):
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    question = chat.open_question()
+    save_answer, calls = _deadlocked(2, questions.save_answer)
+    monkeypatch.setattr("bot.questions.save_answer", save_answer)
+    chat.say("Head office")
+    assert len(calls) == 2
+    assert chat.text == t("en", "dialog.error")
+    assert chat.open_question() == question
 
 
 def test_edit_reaches_earlier_stages_and_rechecks_the_target_group(team_engine):
