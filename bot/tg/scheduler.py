@@ -40,6 +40,7 @@ class Ticker:
         self.scheduler: AsyncIOScheduler | None = None
 
     def start(self, tick_seconds: int) -> None:
+        self.nudges.stopping.clear()
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         now = datetime.now(UTC)
         jobs = (
