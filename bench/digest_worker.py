@@ -7,7 +7,7 @@ before it and the process's peak after it (VmHWM; nothing else has run yet, so t
 the tick's); then under cProfile, for the split into data loading, build_digest, text and
 chart, and the top functions. Prints one JSON object.
 
-Imports happen before measuring, bot.chart (matplotlib, Pillow, numpy: about 0.5 s) included:
+Imports happen before measuring, bot.chart (Pillow: about 0.05 s) included:
 the running bot imports it with its first chart, so every daily tick after the first finds it
 loaded. The import's time is reported on its own.
 """

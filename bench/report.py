@@ -78,7 +78,7 @@ def machine() -> dict[str, str]:
         "python-telegram-bot": _version("python-telegram-bot"),
         "sqlalchemy": _version("sqlalchemy"),
         "sqlite": sqlite3.sqlite_version,
-        "matplotlib": _version("matplotlib"),
+        "pillow": _version("pillow"),
         "os": f"{platform.system()} {platform.release()}",
     }
 

@@ -1,10 +1,14 @@
 """The funnel chart of a manager's daily digest, as PNG bytes for Telegram's sendPhoto.
 
-What charts share, the title and stage names, is drawn once per language with matplotlib's Agg
-canvas on a standalone ``Figure`` (no pyplot: no GUI, no global figure registry) and kept; each
-chart copies it and draws its own bars and numbers with Pillow. Chinese text needs a CJK font:
-``cjk_font`` looks one up once per process; without one, Chinese charts fall back to the English
-labels.
+Drawn with Pillow alone. What charts share, the title and stage names, is drawn once per
+language and playbook and kept; each chart copies that page, draws its bars and numbers on it
+and encodes the PNG itself. (matplotlib drew the page until its import, 28 MB of resident
+memory, proved too large a share of the bot's 150 MB budget.)
+
+Fonts are files found by scanning the usual font directories once per process: DejaVu Sans for
+Latin text (Pillow's bundled font when it is not installed) and, for Chinese, the preferred
+installed font that really has Chinese glyphs (``cjk_font``); without one, Chinese charts fall
+back to the English labels.
 """
 
 from __future__ import annotations
@@ -15,46 +19,43 @@ import struct
 import threading
 import unicodedata
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 
-import numpy as np
-from matplotlib import font_manager
-from matplotlib.backend_bases import RendererBase
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.text import Text
 from PIL import Image, ImageDraw, ImageFont
 
 log = logging.getLogger(__name__)
 
 WIDTH_PX, HEIGHT_PX, DPI = 900, 600, 100
 
-# Preferred CJK fonts, best first: (family name, file-name fragment), both compared lower-case
-# with spaces, dashes and underscores removed.
+FONT_SUFFIXES = (".ttf", ".ttc", ".otf")
+LATIN_FONT, LATIN_BOLD_FONT = "DejaVuSans.ttf", "DejaVuSans-Bold.ttf"  # file names
+# Preferred CJK fonts, best first, by a fragment of their file name (compared lower-case with
+# spaces, dashes and underscores removed): WenQuanYi Micro Hei and Zen Hei, Noto Sans CJK,
+# Source Han Sans, Droid Sans Fallback, AR PL UMing and UKai, then the serif ones.
 CJK_FONTS = (
-    ("WenQuanYi Micro Hei", "wqy-microhei"),
-    ("WenQuanYi Zen Hei", "wqy-zenhei"),
-    ("Noto Sans CJK SC", "NotoSansCJKsc"),
-    ("Noto Sans SC", "NotoSansSC"),
-    ("Noto Sans CJK", "NotoSansCJK"),
-    ("Source Han Sans SC", "SourceHanSansSC"),
-    ("Source Han Sans", "SourceHanSans"),
-    ("Droid Sans Fallback", "DroidSansFallback"),
-    ("AR PL UMing", "uming"),
-    ("AR PL UKai", "ukai"),
-    ("Noto Serif CJK SC", "NotoSerifCJKsc"),
-    ("Noto Serif CJK", "NotoSerifCJK"),
-    ("Source Han Serif", "SourceHanSerif"),
+    "wqy-microhei",
+    "wqy-zenhei",
+    "NotoSansCJKsc",
+    "NotoSansSC",
+    "NotoSansCJK",
+    "SourceHanSansSC",
+    "SourceHanSans",
+    "DroidSansFallback",
+    "uming",
+    "ukai",
+    "NotoSerifCJKsc",
+    "NotoSerifCJK",
+    "SourceHanSerif",
 )
 PROBE = "中文商机"  # a font must have these glyphs to count as a CJK font
+NONCHARACTER = "\uffff"  # never in a font: drawn as the font's missing-glyph box (.notdef)
 
 BAR_DARK, BAR_LIGHT = (0.12, 0.31, 0.60), (0.55, 0.73, 0.90)  # top and bottom bar colours
 INK, MUTED = "#1f2933", "#52606d"
 
-_lock = threading.Lock()  # matplotlib's font caches are not thread-safe
+_lock = threading.Lock()  # the kept pages, and the fonts: a FreeType face draws in one thread
 _warned_no_cjk = False
 
 
@@ -65,54 +66,78 @@ class FunnelRow:
     amount: str  # already formatted weighted amount, e.g. "¥1,250,000.00" (may be "")
 
 
+def _font_dirs() -> list[str]:
+    """Where fonts are installed: system-wide, then the user's."""
+    dirs = [
+        "/usr/share/fonts",
+        "/usr/local/share/fonts",
+        os.path.expanduser("~/.local/share/fonts"),
+        os.path.expanduser("~/.fonts"),
+    ]
+    if data_home := os.environ.get("XDG_DATA_HOME"):
+        dirs.append(os.path.join(data_home, "fonts"))
+    return dirs
+
+
+def _files_under(folder: str) -> Iterator[str]:
+    for root, _, names in os.walk(folder):  # nothing when the folder does not exist
+        yield from (os.path.join(root, name) for name in names)
+
+
+@cache
+def _font_files() -> tuple[str, ...]:
+    """Paths of the font files in the font directories, sorted; scanned once per process."""
+    found = {
+        path
+        for folder in _font_dirs()
+        for path in _files_under(folder)
+        if path.lower().endswith(FONT_SUFFIXES)
+    }
+    return tuple(sorted(found))
+
+
+def _installed(file_name: str) -> str | None:
+    return next((p for p in _font_files() if os.path.basename(p) == file_name), None)
+
+
 def _key(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch not in " -_")
 
 
+def _rank(path: str) -> int | None:
+    """Position of a font file in ``CJK_FONTS`` (lower is better), or None if not there."""
+    name = _key(os.path.basename(path))
+    return next((rank for rank, part in enumerate(CJK_FONTS) if _key(part) in name), None)
+
+
+def _glyph(font: ImageFont.FreeTypeFont, ch: str) -> tuple[tuple[int, int], bytes]:
+    mask = font.getmask(ch)
+    return mask.size, bytes(mask)
+
+
 def _has_cjk_glyphs(path: str) -> bool:
+    """Whether the font draws each character of ``PROBE`` as a glyph of its own, not as the
+    box it draws for characters it lacks."""
     try:
-        font = font_manager.get_font(path)
-        return all(font.get_char_index(ord(ch)) for ch in PROBE)
+        # From the open file: given a path it cannot load, Pillow loads a same-named font from
+        # elsewhere instead.
+        with open(path, "rb") as file:
+            font = ImageFont.truetype(file, 32, layout_engine=ImageFont.Layout.BASIC)
+        missing = _glyph(font, NONCHARACTER)
+        return all(_glyph(font, ch) != missing for ch in PROBE)
     except Exception:  # unreadable or unsupported file: not usable
         return False
-
-
-def _rank(family: str, path: str) -> int | None:
-    """Position of a font in ``CJK_FONTS`` (lower is better), or None if it is not one of them."""
-    family, name = _key(family), _key(os.path.basename(path))
-    for rank, (wanted_family, fragment) in enumerate(CJK_FONTS):
-        if family.startswith(_key(wanted_family)) or _key(fragment) in name:
-            return rank
-    return None
-
-
-def _best(candidates: list[tuple[str, str]]) -> str | None:
-    ranked = sorted(
-        (rank, path) for family, path in candidates if (rank := _rank(family, path)) is not None
-    )
-    return next((path for _, path in ranked if _has_cjk_glyphs(path)), None)
 
 
 @cache
 def cjk_font() -> str | None:
     """Path of an installed font that draws Chinese, or None; looked up once per process.
 
-    First matplotlib's font list (its cache), then a fresh scan of the system font folders
-    (``/usr/share/fonts`` and the like) for a font installed after that cache was built; a font
-    found that way is added to matplotlib's font manager too.
+    The installed font files named in ``CJK_FONTS``, best first, until one has the ``PROBE``
+    glyphs (a file can be misnamed, or a subset without Chinese).
     """
-    cached = [(entry.name, entry.fname) for entry in font_manager.fontManager.ttflist]
-    path = _best(cached)
-    if path is None:
-        known = {fname for _, fname in cached}
-        fresh = [p for p in font_manager.findSystemFonts() if p not in known]
-        path = _best([("", p) for p in fresh])
-        if path is not None:
-            try:
-                font_manager.fontManager.addfont(path)
-            except Exception:  # drawing uses the file path; the font list is a nicety
-                log.debug("could not add %s to matplotlib's font list", path, exc_info=True)
-    return path
+    ranked = sorted((rank, path) for path in _font_files() if (rank := _rank(path)) is not None)
+    return next((path for _, path in ranked if _has_cjk_glyphs(path)), None)
 
 
 def _is_cjk(ch: str) -> bool:
@@ -141,22 +166,6 @@ def _shorten(text: str, limit: int) -> str:
             break
         out.append(ch)
     return "".join(out).rstrip() + "…"
-
-
-def _fit(text: Text, max_px: float, renderer: RendererBase) -> None:
-    """Cut ``text`` (with an ellipsis) until it is at most ``max_px`` wide."""
-    full = text.get_text()
-    if text.get_window_extent(renderer).width <= max_px:
-        return
-    low, high = 0, len(full) - 1  # the longest prefix that fits lies in [low, high]
-    while low < high:
-        mid = (low + high + 1) // 2
-        text.set_text(full[:mid].rstrip() + "…")
-        if text.get_window_extent(renderer).width <= max_px:
-            low = mid
-        else:
-            high = mid - 1
-    text.set_text(full[:low].rstrip() + "…")
 
 
 def _pick(text: dict[str, str], lang: str) -> str:
@@ -196,14 +205,16 @@ class _Layout:
 
     n: int
     size: float  # of names, amounts and counts, in points; the title is 5 points larger
-    regular: str  # font file of names and amounts
-    bold: str  # of counts and the title
-    # In figure fractions: labels end at x = 0.30, bars fill 0.32-0.70 around 0.51, amounts
-    # start at 0.72; the rows share y from 0.88 (below the title) down to 0.03, first on top.
+    regular: str | None  # font file of names and amounts; None: Pillow's bundled font
+    bold: str | None  # of counts and the title
+    # In fractions of the image, y from the bottom: labels end at x = 0.30, bars fill
+    # 0.32-0.70 around 0.51, amounts start at 0.72; the title is centred at y = 0.95, the rows
+    # share y from 0.88 down to 0.03, first on top.
     centre: float = 0.51
     span: float = 0.385
     label_end: float = 0.30
     amount_start: float = 0.72
+    title_y: float = 0.95
     top: float = 0.88
 
     @property
@@ -216,9 +227,8 @@ class _Layout:
 
 @dataclass
 class _Base:
-    """What every chart of its title and stage names shares: those texts drawn by matplotlib
-    on the white page, once. A chart copies it and draws its bars, counts and amounts with
-    Pillow (matplotlib's text engine took 1 ms for each number)."""
+    """What every chart of its title and stage names shares: the white page with those texts,
+    drawn once. A chart copies it and draws its bars, counts and amounts."""
 
     image: Image.Image  # RGB
     layout: _Layout
@@ -232,12 +242,8 @@ def _layout(n: int, font: str | None) -> _Layout:
     size = 15 if n <= 8 else max(7, 15 - (n - 8) // 2)
     if font:
         return _Layout(n, size, font, font)  # a font given by file has its one weight
-    return _Layout(n, size, _family_file("normal"), _family_file("bold"))
-
-
-@cache
-def _family_file(weight: str) -> str:
-    return font_manager.findfont(FontProperties(family="DejaVu Sans", weight=weight))
+    regular = _installed(LATIN_FONT)
+    return _Layout(n, size, regular, _installed(LATIN_BOLD_FONT) or regular)
 
 
 def _base(head: str, labels: tuple[str, ...], font: str | None) -> _Base:
@@ -246,51 +252,44 @@ def _base(head: str, labels: tuple[str, ...], font: str | None) -> _Base:
     if key in _bases:
         return _bases[key]
     layout = _layout(len(labels), font)
-    fig = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI, facecolor="white")
-    canvas = FigureCanvasAgg(fig)
-    renderer = canvas.get_renderer()
-    common = {"parse_math": False, "va": "center", "color": INK}
-    heading = fig.text(
-        0.5,
-        0.95,
-        _shorten(head, 200),
-        ha="center",
-        fontproperties=FontProperties(fname=layout.bold),
-        fontsize=layout.size + 5,
-        **common,
-    )
-    _fit(heading, WIDTH_PX - 40, renderer)
-    regular = FontProperties(fname=layout.regular)
-    for i, label in enumerate(labels):
-        name = fig.text(
-            layout.label_end,
-            layout.y(i),
-            _shorten(label, 200),
-            ha="right",
-            fontproperties=regular,
-            fontsize=layout.size,
-            **common,
-        )
-        _fit(name, layout.label_end * WIDTH_PX - 10, renderer)
-    canvas.draw()
-    image = Image.fromarray(np.asarray(canvas.buffer_rgba())[:, :, :3].copy())
+    image = _page(head, labels, layout)
     if len(_bases) >= MAX_BASES:
         _bases.pop(next(iter(_bases)))  # the oldest
     base = _bases[key] = _Base(image, layout)
     return base
 
 
+def _page(head: str, labels: tuple[str, ...], layout: _Layout) -> Image.Image:
+    """The title centred at the top and each stage name ending left of its bar, in ink."""
+    image = Image.new("RGB", (WIDTH_PX, HEIGHT_PX), "white")
+    draw = ImageDraw.Draw(image)
+    title, title_drop = _font(layout.bold, layout.size + 5)
+    heading = _fit(_shorten(head, 200), title, WIDTH_PX - 40)
+    at = (WIDTH_PX / 2, (1 - layout.title_y) * HEIGHT_PX + title_drop)
+    draw.text(at, heading, INK, title, anchor="ms")
+    name, name_drop = _font(layout.regular, layout.size)
+    right = layout.label_end * WIDTH_PX
+    for i, label in enumerate(labels):
+        at = (right, (1 - layout.y(i)) * HEIGHT_PX + name_drop)
+        draw.text(at, _fit(_shorten(label, 200), name, right - 10), INK, name, anchor="rs")
+    return image
+
+
 @cache
-def _pil_font(path: str, points: float) -> tuple[ImageFont.FreeTypeFont, float]:
-    """The font at the figure's DPI (as matplotlib sizes it; no shaping: numbers and amounts),
-    and how far below a line's centre its baseline lies. That is matplotlib's va="center",
-    which centres the box from the top of "l" to the bottom of "p", as the names are drawn."""
-    font = ImageFont.truetype(path, points * DPI / 72, layout_engine=ImageFont.Layout.BASIC)
+def _font(path: str | None, points: float) -> tuple[ImageFont.FreeTypeFont, float]:
+    """The font (None: Pillow's bundled one) at the image's DPI, without shaping, and how far
+    below a line's centre its baseline lies: the centre of the box from the top of "l" to the
+    bottom of "p", as matplotlib centred a line, so every text of a row sits alike."""
+    px, basic = points * DPI / 72, ImageFont.Layout.BASIC
+    if path:
+        font = ImageFont.truetype(path, px, layout_engine=basic)
+    else:
+        font = ImageFont.load_default(px).font_variant(layout_engine=basic)
     _, top, _, bottom = font.getbbox("lp", anchor="ls")
     return font, -(top + bottom) / 2
 
 
-def _pil_fit(text: str, font: ImageFont.FreeTypeFont, max_px: float) -> str:
+def _fit(text: str, font: ImageFont.FreeTypeFont, max_px: float) -> str:
     """``text``, cut with an ellipsis until it is at most ``max_px`` wide."""
     if font.getlength(text) <= max_px:
         return text
@@ -311,8 +310,8 @@ def _rgb(colour: tuple[float, float, float]) -> tuple[int, int, int]:
 def _draw_rows(image: Image.Image, layout: _Layout, rows: Sequence[FunnelRow]) -> None:
     """Each stage's bar, count (in or beside the bar) and amount, drawn on ``image``."""
     draw = ImageDraw.Draw(image)
-    strong, strong_drop = _pil_font(layout.bold, layout.size)
-    plain, plain_drop = _pil_font(layout.regular, layout.size)
+    strong, strong_drop = _font(layout.bold, layout.size)
+    plain, plain_drop = _font(layout.regular, layout.size)
     most = max((row.count for row in rows), default=0)
     centre, span, pitch = layout.centre, layout.span, layout.pitch
     for i, row in enumerate(rows):
@@ -330,7 +329,7 @@ def _draw_rows(image: Image.Image, layout: _Layout, rows: Sequence[FunnelRow]) -
             draw.text((right + 0.01 * WIDTH_PX, at), str(count), INK, strong, anchor="ls")
         if row.amount:
             room = (1 - layout.amount_start) * WIDTH_PX - 10
-            amount = _pil_fit(_shorten(row.amount, 200), plain, room)
+            amount = _fit(_shorten(row.amount, 200), plain, room)
             at = (layout.amount_start * WIDTH_PX, y + plain_drop)
             draw.text(at, amount, MUTED, plain, anchor="ls")
 
@@ -339,30 +338,36 @@ def funnel_png(rows: Sequence[FunnelRow], *, lang: str, title: dict[str, str]) -
     """A 900×600 PNG: one centred horizontal bar per stage, width in proportion to its count.
 
     Each row shows the stage name (left), the count (in or beside the bar) and the weighted
-    amount (right). Text is drawn literally (no mathtext, so ``$`` is safe) on one line, cut
-    with an ellipsis where it would not fit.
+    amount (right). Text is drawn literally (``$`` and markup are just characters) on one line,
+    cut with an ellipsis where it would not fit.
     """
     head, labels, font = _texts(rows, lang, title)
     with _lock:
         base = _base(head, tuple(labels), font)
         image = base.image.copy()
         _draw_rows(image, base.layout, rows)
-    return _png(np.asarray(image))
+    return _png(image)
 
 
-def _png(pixels: np.ndarray) -> bytes:
-    """RGB pixels as a PNG: every row with the Sub filter, zlib level 1.
+NO_FILTER = b"\x00"  # a PNG row's first byte: its filter type
 
-    The chart is flat colours on white: Sub (each byte less the same byte of the pixel to its
-    left) turns a run of one colour into zeros, which zlib's fastest level compresses in 3 ms
-    (unfiltered 4 ms; matplotlib's encoder, Pillow's adaptive filters at level 6, 15 ms).
+
+def _png(image: Image.Image) -> bytes:
+    """An RGB image as a PNG: rows unfiltered, zlib level 1.
+
+    The chart is flat colours on white, which zlib's fastest level compresses well as it is:
+    about 2 ms and 28 kB for four stages. The Sub filter was no faster to compress, made 15%
+    more bytes and needed numpy (10 MB of memory) to compute quickly; Pillow's own encoder
+    (adaptive filters) takes 6 ms even at level 1.
     """
-    height, width = pixels.shape[:2]
-    flat = pixels.reshape(height, width * 3)
-    rows = np.empty((height, 1 + width * 3), dtype=np.uint8)
-    rows[:, 0] = 1  # the row's filter type: Sub
-    rows[:, 1:4] = flat[:, :3]
-    np.subtract(flat[:, 3:], flat[:, :-3], out=rows[:, 4:])  # modulo 256, as PNG wants
+    width, height = image.size
+    stride = 3 * width
+    pixels = memoryview(image.tobytes())
+    rows = b"".join(
+        part
+        for start in range(0, len(pixels), stride)
+        for part in (NO_FILTER, pixels[start : start + stride])
+    )
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
     return b"".join(
         (

@@ -169,7 +169,7 @@ def digest_replies(turn: Turn, team: TeamData, since: datetime, idle_days: int) 
     """The chart (with a short caption as its text) and the digest text, for one manager."""
     digest = team_digest(turn, team, since, idle_days)
     if turn.lang not in team.charts:
-        from bot.chart import funnel_png  # matplotlib loads on the first chart, not at start-up
+        from bot.chart import funnel_png  # Pillow and the fonts load on the first chart
 
         title = {lang: turn.in_language(lang).label("digest.chart_title") for lang in LANGUAGES}
         team.charts[turn.lang] = funnel_png(_funnel(turn, digest), lang=turn.lang, title=title)

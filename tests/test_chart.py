@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 import logging
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
-from matplotlib import font_manager
 from PIL import Image
 
 from bot import chart
@@ -43,6 +47,18 @@ def no_cjk_font(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(chart, "_warned_no_cjk", False)
 
 
+@pytest.fixture
+def font_dirs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], None]]:
+    """Look for fonts in the given directory only, scanned afresh."""
+
+    def use(folder: Path) -> None:
+        monkeypatch.setattr(chart, "_font_dirs", lambda: [str(folder)])
+        chart._font_files.cache_clear()
+
+    yield use
+    chart._font_files.cache_clear()
+
+
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_renders_a_png_of_the_expected_size(lang: str) -> None:
     grey = pixels(funnel_png(ROWS, lang=lang, title=TITLE))
@@ -72,22 +88,82 @@ def test_cjk_font_has_chinese_glyphs() -> None:
     assert cjk_font() == path  # cached
 
 
-def test_cjk_font_found_by_scanning_when_matplotlib_cache_lacks_it(
-    monkeypatch: pytest.MonkeyPatch,
+def test_fonts_are_found_in_the_users_font_directories(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    if cjk_font() is None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    files = [
+        tmp_path / "home/.fonts/a.ttf",
+        tmp_path / "home/.local/share/fonts/b.otf",
+        tmp_path / "data/fonts/nested/c.TTC",
+        tmp_path / "data/fonts/nested/readme.txt",
+    ]
+    for file in files:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(b"")
+    found = set(chart._font_files.__wrapped__())
+    assert {str(file) for file in files} - found == {str(files[-1])}
+
+
+def test_cjk_font_found_by_scanning_a_font_directory(
+    tmp_path: Path, font_dirs: Callable[[Path], None]
+) -> None:
+    installed = cjk_font()
+    if installed is None:
         pytest.skip(NO_CJK_FONT)
-    monkeypatch.setattr(font_manager.fontManager, "ttflist", [])
-    found = chart.cjk_font.__wrapped__()
-    assert found is not None and chart._has_cjk_glyphs(found)
-    assert {entry.fname for entry in font_manager.fontManager.ttflist} == {found}  # added
+    (tmp_path / "wqy-microhei.ttc").write_bytes(b"not a font")  # preferred by name, unreadable
+    copy = tmp_path / "truetype" / "arphic" / "uming.ttc"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(installed, copy)
+    font_dirs(tmp_path)
+    assert chart.cjk_font.__wrapped__() == str(copy)
+
+
+def test_a_directory_without_a_cjk_font_gives_none(
+    tmp_path: Path, font_dirs: Callable[[Path], None]
+) -> None:
+    latin = chart._installed(chart.LATIN_FONT)
+    if latin is None:
+        pytest.skip("DejaVu Sans not installed")
+    assert not chart._has_cjk_glyphs(latin)
+    shutil.copy(latin, tmp_path / "wqy-microhei.ttc")  # named as a CJK font, without Chinese
+    (tmp_path / "NotoSansCJK-Regular.ttc").write_bytes(b"not a font")
+    font_dirs(tmp_path)
+    assert chart.cjk_font.__wrapped__() is None
 
 
 def test_font_ranking() -> None:
-    assert chart._rank("WenQuanYi Micro Hei", "/x/wqy-microhei.ttc") == 0
-    assert chart._rank("", "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc") is not None
-    assert chart._rank("Droid Sans Fallback", "/x/y.ttf") is not None
-    assert chart._rank("DejaVu Sans", "/x/DejaVuSans.ttf") is None
+    assert chart._rank("/x/wqy-microhei.ttc") == 0
+    assert chart._rank("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc") is not None
+    assert chart._rank("/x/DroidSansFallbackFull.ttf") is not None
+    assert chart._rank("/x/wqy_zenhei.ttc") == chart._rank("/x/wqy-zenhei.ttc") == 1
+    assert chart._rank("/x/DejaVuSans.ttf") is None
+
+
+def test_without_dejavu_sans_pillows_own_font_draws_latin_text(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, font_dirs: Callable[[Path], None]
+) -> None:
+    font_dirs(tmp_path)  # no fonts at all
+    monkeypatch.setattr(chart, "_bases", {})
+    layout = chart._layout(1, None)
+    assert layout.regular is None and layout.bold is None
+    png = funnel_png([FunnelRow({"en": "Stage"}, 3, "¥1.00")], lang="en", title=TITLE)
+    assert (label_area(png) < 128).sum() > 20  # the stage name
+    assert (pixels(png)[:60] < 128).sum() > 20  # the title
+
+
+def test_drawing_a_chart_does_not_import_matplotlib_or_numpy() -> None:
+    code = (
+        "import sys, bot.chart as c; "
+        "c.funnel_png([c.FunnelRow({'zh': '赢单'}, 1, '¥1.00')], lang='zh', title={'zh': '漏斗'}); "
+        "print(sorted({'matplotlib', 'numpy'} & set(sys.modules)))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
 
 
 def test_without_cjk_font_chinese_falls_back_to_english_and_warns_once(
