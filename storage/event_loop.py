@@ -2,8 +2,8 @@
 
 SQLite answers inside the process in microseconds, so its work simply runs on the loop. A
 PostgreSQL chat turn waits for the server a dozen times. Run in a thread, each wait and return
-cost GIL hand-offs with the loop (about a third of the turn's CPU), and the loop could overlap
-only as many turns as it had threads. Here the connections use psycopg's async mode, and
+cost GIL hand-offs with the loop, and more threads meant more of them (the bot's CPU per update
+is a fifth lower without: bench/README.md). Here the connections use psycopg's async mode, and
 SQLAlchemy's greenlet bridge (what ``AsyncSession.run_sync`` is built on) lets the same
 synchronous Session code await each round trip, so the loop runs other chats' turns meanwhile.
 """
