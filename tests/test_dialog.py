@@ -426,26 +426,30 @@ class _Deadlock(Exception):
     sqlstate = "40P01"  # what psycopg's DeadlockDetected carries
 
 
-def _deadlocked(times: int, save):
-    """save_answer that PostgreSQL picks as a deadlock victim ``times`` times, then works."""
+def _answer_after_deadlocks(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, times: int
+) -> tuple[Driver, str | None, list[int]]:
+    """A rep answers while PostgreSQL picks the turn as a deadlock victim ``times`` times;
+    returns the chat, the question asked before, and save_answer's calls."""
+    chat = Driver(engine, REP)
+    open_deal(chat)
+    question = chat.open_question()
     calls: list[int] = []
+    save = questions.save_answer
 
-    def save_answer(*args, **kwargs):
+    def deadlocked_save_answer(*args, **kwargs):
         calls.append(1)
         if len(calls) <= times:
             raise OperationalError("UPDATE deal ...", {}, _Deadlock("deadlock detected"))
         return save(*args, **kwargs)
 
-    return save_answer, calls
+    monkeypatch.setattr("bot.questions.save_answer", deadlocked_save_answer)
+    chat.say("Head office")
+    return chat, question, calls
 
 
 def test_a_turn_chosen_as_a_deadlock_victim_runs_again_once(team_engine, monkeypatch):
-    chat = Driver(team_engine, REP)
-    open_deal(chat)
-    question = chat.open_question()
-    save_answer, calls = _deadlocked(1, questions.save_answer)
-    monkeypatch.setattr("bot.questions.save_answer", save_answer)
-    chat.say("Head office")
+    chat, question, calls = _answer_after_deadlocks(team_engine, monkeypatch, times=1)
     assert len(calls) == 2
     assert chat.open_question() != question  # answered, on to the next question
     with Session(team_engine) as session:
@@ -454,12 +458,7 @@ def test_a_turn_chosen_as_a_deadlock_victim_runs_again_once(team_engine, monkeyp
 
 
 def test_a_turn_deadlocked_twice_is_an_error_like_any_other(team_engine, monkeypatch):
-    chat = Driver(team_engine, REP)
-    open_deal(chat)
-    question = chat.open_question()
-    save_answer, calls = _deadlocked(2, questions.save_answer)
-    monkeypatch.setattr("bot.questions.save_answer", save_answer)
-    chat.say("Head office")
+    chat, question, calls = _answer_after_deadlocks(team_engine, monkeypatch, times=2)
     assert len(calls) == 2
     assert chat.text == t("en", "dialog.error")
     assert chat.open_question() == question
