@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
+from collections import Counter
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -107,6 +108,7 @@ class _Server:
         driver = Driver(fake, _users(spec))
         fake.listener = driver.on_message
         cpu = time.process_time()
+        first_request = len(fake.requests)
         try:
             if spec["mode"] == "open":
                 result = await driver.open_loop_run(spec["rate"], spec["timeout"])
@@ -115,6 +117,7 @@ class _Server:
         finally:
             fake.listener = None
         result["fake_cpu_s"] = time.process_time() - cpu
+        result["requests"] = Counter(method for method, _ in fake.requests[first_request:])
         result["refused"] = fake.refused - refused
         result["spec_violations"] = len(fake.spec_violations) - violations
         result["violation_examples"] = fake.spec_violations[violations : violations + 3]

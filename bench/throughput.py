@@ -140,6 +140,7 @@ def _figures(bot: BotRun, echo: BotRun | None, kind: str = "") -> list[Figure]:
             )
         )
     figures.append(info("bot CPU per update (saturated)", sat["cpu_ms"], "ms"))
+    figures.append(_requests(sat))
     if echo is not None:
         # Less sensitive to a busy machine than the throughput share: both are CPU-bound.
         cpu_share = echo.saturated["cpu_ms"] / max(sat["cpu_ms"], 1e-9)
@@ -167,3 +168,14 @@ def _figures(bot: BotRun, echo: BotRun | None, kind: str = "") -> list[Figure]:
             )
         )
     return figures
+
+
+def _requests(result: dict[str, Any]) -> Figure:
+    """Bot API requests per update (each costs the bot an HTTP round trip), by method."""
+    requests = result["requests"]
+    by_method = ", ".join(
+        f"{method} {count / max(result['updates'], 1):.2f}"
+        for method, count in requests.most_common()
+    )
+    per_update = sum(requests.values()) / max(result["updates"], 1)
+    return info("Bot API requests per update", per_update, "", by_method)
