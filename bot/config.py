@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from flows.i18n import LANGUAGES
 from flows.schedule import NudgePolicy
+from storage.event_loop import DEFAULT_CONNECTIONS
 
 CONFIG_ENV = "STAGECOACH_CONFIG"
 DATABASE_ENV = "DATABASE_URL"
@@ -29,6 +30,12 @@ class DatabaseSettings(_Section):
     url: str = Field("sqlite:///data/stagecoach.db", description="SQLAlchemy database URL")
     sqlite_synchronous: Literal["normal", "full"] = Field(
         "normal", description="SQLite only: full also survives power cuts, one fsync per commit"
+    )
+    connections: int = Field(
+        DEFAULT_CONNECTIONS,
+        ge=1,
+        le=100,
+        description="PostgreSQL only: connections a bot keeps for chat turns; more turns wait",
     )
 
 

@@ -16,13 +16,14 @@ from typer.testing import CliRunner
 
 from bot.app import build_app
 from bot.cli import app
-from bot.config import load_settings
+from bot.config import ConfigError, load_settings
 from bot.events import Incoming, Sender
 from bot.terminal import TerminalChat, demo_sender
 from flows.i18n import t
 from flows.playbook import load_playbook, shipped_playbook_path
 from storage.answers import get_answers
 from storage.db import make_engine, transaction
+from storage.event_loop import DEFAULT_CONNECTIONS
 from storage.teams import add_member, get_team_by_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,6 +146,15 @@ def test_a_bad_config_file_is_named_with_its_key(tmp_path, monkeypatch):
     assert "defaults.timezone" in result.output and "Mars/Base" in result.output
     # No settings, so no configured language: the message is in the default one.
     assert result.output.startswith(f"配置有误：{config}: defaults.timezone")
+
+
+def test_the_shipped_config_loads_and_turn_connections_are_bounded(tmp_path):
+    shipped = load_settings(Path(__file__).resolve().parent.parent / "config.toml")
+    assert shipped.database.connections == DEFAULT_CONNECTIONS
+    config = tmp_path / "config.toml"
+    config.write_text("[database]\nconnections = 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="database.connections"):
+        load_settings(config)
 
 
 def test_terminal_numbers_press_only_the_newest_buttons(tmp_path, monkeypatch):

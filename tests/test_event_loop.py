@@ -9,8 +9,8 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from storage.db import PING_WHEN_IDLE_SECONDS, transaction
-from storage.event_loop import LoopDatabase
+from storage.db import PING_WHEN_IDLE_SECONDS, make_engine, transaction
+from storage.event_loop import LoopDatabase, libpq_url
 from storage.teams import create_team, get_team
 from tests.telegram_world import NOW
 
@@ -54,7 +54,7 @@ async def test_a_turn_waiting_for_the_server_lets_other_turns_run(engine: Engine
             order.append("quick")
             return session.execute(text("SELECT 1")).scalar_one()
 
-    holder = psycopg.connect(_libpq(engine), autocommit=True)
+    holder = psycopg.connect(libpq_url(engine.url), autocommit=True)
     unlock = threading.Lock()
 
     def release() -> None:
@@ -95,11 +95,6 @@ async def _until_waiting_on_the_lock(holder: psycopg.Connection) -> None:
     raise AssertionError("the first turn never reached the lock")
 
 
-def _libpq(engine: Engine) -> str:
-    url = engine.url.set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
-
-
 async def test_a_connection_dropped_while_idle_is_replaced_on_the_loop_too(
     engine: Engine, postgres_admin_url: str
 ) -> None:
@@ -119,3 +114,48 @@ async def test_a_connection_dropped_while_idle_is_replaced_on_the_loop_too(
         assert await database.run(backend_pid) != first
     finally:
         await database.close()
+
+
+async def test_turns_beyond_the_connections_wait_for_one_instead_of_opening_more(
+    engine: Engine,
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite work runs inline, one turn at a time: there is no pool to bound")
+    database = LoopDatabase(engine, connections=2)
+
+    def slow_turn() -> int:
+        with transaction(database.engine) as session:
+            session.execute(text("SELECT pg_sleep(0.05)"))
+            return session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+    try:
+        pids = await asyncio.wait_for(
+            asyncio.gather(*(database.run(slow_turn) for _ in range(6))), timeout=30
+        )
+    finally:
+        await database.close()
+    assert len(pids) == 6
+    assert len(set(pids)) == 2
+
+
+async def test_libpq_parameters_of_the_url_reach_the_server(engine: Engine) -> None:
+    """asyncpg is given the URL as libpq reads it: ``application_name`` becomes the session's
+    (SQLAlchemy's asyncpg dialect would refuse it), and the test URL's ``options`` set the
+    schema the tables are in."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL connection URL")
+    tagged = engine.url.update_query_dict({"application_name": "stagecoach_loop_test"})
+    app_engine = make_engine(tagged.render_as_string(hide_password=False))
+    database = LoopDatabase(app_engine)
+
+    def session_settings() -> tuple[str, int]:
+        with transaction(database.engine) as session:
+            name = session.execute(text("SELECT current_setting('application_name')"))
+            teams = session.execute(text("SELECT count(*) FROM team"))  # in the test's schema
+            return name.scalar_one(), teams.scalar_one()
+
+    try:
+        assert await database.run(session_settings) == ("stagecoach_loop_test", 0)
+    finally:
+        await database.close()
+        app_engine.dispose()

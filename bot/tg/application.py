@@ -30,7 +30,7 @@ from bot.tg.scheduler import Ticker
 from bot.tg.transport import AiohttpRequest
 from flows.i18n import t
 from storage.db import checkpoint_in_background
-from storage.event_loop import LoopDatabase
+from storage.event_loop import DEFAULT_CONNECTIONS, LoopDatabase
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
@@ -39,11 +39,13 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_membe
 class TelegramAdapter:
     """Turns each update into a dialog event and delivers what the dialog answers."""
 
-    def __init__(self, dialog: Dialog, application: Application):
+    def __init__(
+        self, dialog: Dialog, application: Application, connections: int = DEFAULT_CONNECTIONS
+    ):
         # Chat turns run on the event loop: inline on SQLite, which answers inside this process
         # in microseconds (a thread hand-off cost about as much as the turn); on PostgreSQL
         # through the async driver, so other chats' turns run while one waits for the server.
-        self.database = LoopDatabase(dialog.engine)
+        self.database = LoopDatabase(dialog.engine, connections)
         self.dialog = dialog
         self.application = application
         self.delivery = Delivery(application.bot, self._migrated, self._removed)
@@ -139,7 +141,7 @@ def build_application(
         .post_stop(_post_stop)
         .build()
     )
-    adapter = TelegramAdapter(app.dialog, application)
+    adapter = TelegramAdapter(app.dialog, application, app.settings.database.connections)
     application.bot_data["adapter"] = adapter
     application.bot_data["ticker"] = build_ticker(app, adapter.delivery)
     application.bot_data["schedule"] = schedule
