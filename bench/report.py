@@ -78,6 +78,8 @@ def machine() -> dict[str, str]:
         "python-telegram-bot": _version("python-telegram-bot"),
         "sqlalchemy": _version("sqlalchemy"),
         "sqlite": sqlite3.sqlite_version,
+        "asyncpg": _version("asyncpg"),  # PostgreSQL chat turns
+        "psycopg": _version("psycopg"),  # everything else on PostgreSQL
         "pillow": _version("pillow"),
         "os": f"{platform.system()} {platform.release()}",
     }
