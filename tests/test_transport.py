@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 
 import pytest
 from aiohttp import web
-from telegram import Bot, InputFile
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 from telegram.error import NetworkError, TimedOut
 
+from bot.tg.coach_bot import CoachBot
 from bot.tg.transport import AiohttpRequest
 
 ME = {"id": 1, "is_bot": True, "first_name": "Coach", "username": "coach_bot"}
@@ -139,3 +141,19 @@ async def test_a_proxy_aiohttp_cannot_speak_is_reported_once_and_not_used(
     complaints = [r for r in caplog.records if "only http:// proxies" in r.getMessage()]
     assert len(complaints) == 1 and "pw" not in complaints[0].getMessage()
     assert len(seen) == 2
+
+
+async def test_an_unparsed_call_sends_objects_as_json_and_returns_the_answer_as_it_came(server):
+    url, seen, _ = server
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("Yes", callback_data="a:1")]])
+    async with CoachBot("1:x", base_url=f"{url}/bot", request=AiohttpRequest()) as bot:
+        answer = await bot.post_unparsed(
+            "sendMessage", chat_id=5, text="hi", reply_markup=markup, reply_to_message_id=None
+        )
+        me = await bot.post_unparsed("getMe")
+    assert answer is True
+    assert me == ME  # a dict, not a telegram.User
+    fields = seen[-2]["fields"]
+    assert seen[-2]["path"] == "/bot1:x/sendMessage"
+    assert json.loads(fields.pop("reply_markup")) == markup.to_dict()
+    assert fields == {"chat_id": "5", "text": "hi"}  # None values are left out, as PTB does

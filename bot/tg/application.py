@@ -22,6 +22,7 @@ from bot.events import Reply, Response
 from bot.membership import member_language
 from bot.nudge_runner import NudgeRunner
 from bot.ratelimit import TelegramRateLimiter
+from bot.tg.coach_bot import CoachBot
 from bot.tg.delivery import Delivery
 from bot.tg.incoming import GroupMigrated, RemovedFromGroup, read_update
 from bot.tg.menu import register_commands
@@ -130,17 +131,14 @@ def build_application(
         schedule: start the nudge and digest ticks with the bot (tests drive them by hand).
     """
     rate_limiter = rate_limiter or TelegramRateLimiter()
-    application = (
-        ApplicationBuilder()
-        .token(token)
-        .base_url(app.settings.telegram.base_url)
-        .rate_limiter(rate_limiter)
-        .request(AiohttpRequest(connection_pool_size=rate_limiter.max_in_flight))
-        .get_updates_request(AiohttpRequest(connection_pool_size=1))
-        .post_init(_post_init)
-        .post_stop(_post_stop)
-        .build()
+    bot = CoachBot(
+        token,
+        base_url=app.settings.telegram.base_url,
+        request=AiohttpRequest(connection_pool_size=rate_limiter.max_in_flight),
+        get_updates_request=AiohttpRequest(connection_pool_size=1),
+        rate_limiter=rate_limiter,
     )
+    application = ApplicationBuilder().bot(bot).post_init(_post_init).post_stop(_post_stop).build()
     adapter = TelegramAdapter(app.dialog, application, app.settings.database.connections)
     application.bot_data["adapter"] = adapter
     application.bot_data["ticker"] = build_ticker(app, adapter.delivery)

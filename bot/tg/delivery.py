@@ -16,7 +16,6 @@ import re
 from collections.abc import Awaitable, Callable
 
 from telegram import (
-    Bot,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -26,6 +25,7 @@ from telegram.constants import CallbackQueryLimit, MessageLimit, ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, TelegramError
 
 from bot.events import Outcome, Reply, Response
+from bot.tg.coach_bot import CoachBot
 
 log = logging.getLogger(__name__)
 NETWORK_ATTEMPTS = 3
@@ -38,7 +38,7 @@ GroupRemovedHook = Callable[[int], Awaitable[Response]]
 
 
 class Delivery:
-    def __init__(self, bot: Bot, on_migrated: GroupMigratedHook, on_removed: GroupRemovedHook):
+    def __init__(self, bot: CoachBot, on_migrated: GroupMigratedHook, on_removed: GroupRemovedHook):
         self.bot = bot
         self.on_migrated = on_migrated
         self.on_removed = on_removed
@@ -98,12 +98,8 @@ class Delivery:
         return Outcome.SENT
 
     def _message(self, chat_id: int, text: str, markup):
-        return lambda: self.bot.send_message(
-            chat_id,
-            text,
-            parse_mode=ParseMode.HTML,
-            reply_markup=markup,
-            link_preview_options=NO_PREVIEW,
+        return lambda: self.bot.post_unparsed(
+            "sendMessage", chat_id=chat_id, text=text, **_html_with(markup)
         )
 
     async def _guarded(self, chat_id: int, send, resend: tuple | None) -> Outcome:
@@ -147,11 +143,12 @@ class Delivery:
     async def _edit(self, query: CallbackQuery, reply: Reply) -> None:
         message = query.message
         try:
-            await query.edit_message_text(
-                split_html(reply.text)[0],
-                parse_mode=ParseMode.HTML,
-                reply_markup=keyboard(reply),
-                link_preview_options=NO_PREVIEW,
+            await self.bot.post_unparsed(
+                "editMessageText",
+                chat_id=message.chat.id,
+                message_id=message.message_id,
+                text=split_html(reply.text)[0],
+                **_html_with(keyboard(reply)),
             )
         except BadRequest as exc:
             # Pressed twice, or the message is gone: nothing to rewrite.
@@ -184,6 +181,14 @@ async def _with_network_retries(send: Callable[[], Awaitable[object]]) -> None:
             if attempt == NETWORK_ATTEMPTS:
                 raise
             await asyncio.sleep(attempt)
+
+
+def _html_with(markup: InlineKeyboardMarkup | None) -> dict[str, object]:
+    """The parameters every message shares: HTML, no link previews, the buttons if any."""
+    params: dict[str, object] = {"parse_mode": ParseMode.HTML, "link_preview_options": NO_PREVIEW}
+    if markup is not None:
+        params["reply_markup"] = markup
+    return params
 
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
