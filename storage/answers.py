@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, update
+from sqlalchemy import bindparam, delete, event, insert, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -23,13 +24,13 @@ _ALL = (
     .where(_ANSWERS.c.deal_id == bindparam("deal_id"))
     .order_by(_ANSWERS.c.id)
 )
-_STORED = select(_ANSWERS.c.id, _ANSWERS.c.value).where(
-    _ANSWERS.c.deal_id == bindparam("deal_id"), _ANSWERS.c.key == bindparam("key")
-)
+# The row of one deal's key; parameters not named after columns, which an UPDATE's SET uses.
+_ONE = (_ANSWERS.c.deal_id == bindparam("the_deal")) & (_ANSWERS.c.key == bindparam("the_key"))
 # Built once: SQLAlchemy then compiles each of them once and keeps its cache key.
 _INSERT = insert(_ANSWERS)
-_UPDATE = update(_ANSWERS).where(_ANSWERS.c.id == bindparam("answer_id"))
-_DELETE = delete(_ANSWERS).where(_ANSWERS.c.id == bindparam("answer_id"))
+_UPDATE = update(_ANSWERS).where(_ONE)
+_DELETE = delete(_ANSWERS).where(_ONE)
+_READ_KEY = "stagecoach.answers_read"  # in Session.info: deal id -> answers by key
 _RECORD = insert(_CHANGES)
 _TOUCH = (
     update(_DEALS)
@@ -41,6 +42,10 @@ _TOUCH = (
 def get_answers(session: Session, *, deal_id: int) -> dict[str, Any]:
     """Return a deal's answers by key (copies: mutating them changes nothing stored).
 
+    A deal's answers are read once per transaction: later calls, and the writes below, use
+    what was read, kept up to date by those writes (the only ones to answers). A chat turn
+    asked for them two or three times, each a round trip to a database server.
+
     Args:
         session: The open session.
         deal_id: The deal.
@@ -48,8 +53,24 @@ def get_answers(session: Session, *, deal_id: int) -> dict[str, Any]:
     Returns:
         The JSON values by field/checklist id; empty for an unknown deal.
     """
-    # Each value is decoded afresh from its JSON, so it is already a copy.
-    return dict(session.connection().execute(_ALL, {"deal_id": deal_id}).all())
+    return copy.deepcopy(_read_once(session, deal_id))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_reads(session: Session, transaction: Any) -> None:
+    """Answers read in a transaction are not trusted after it, nor after a savepoint (one
+    rolled back may have undone a write); a flush's inner transaction changes nothing here."""
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_READ_KEY, None)
+
+
+def _read_once(session: Session, deal_id: int) -> dict[str, Any]:
+    """The session's own record of a deal's answers (not a copy: only the writers here
+    change it, alongside the rows)."""
+    read = session.info.setdefault(_READ_KEY, {})
+    if deal_id not in read:
+        read[deal_id] = dict(session.connection().execute(_ALL, {"deal_id": deal_id}).all())
+    return read[deal_id]
 
 
 def save_answer(
@@ -76,17 +97,17 @@ def save_answer(
     deal = _require_deal(session, deal_id)
     session.flush()  # rows these statements refer to (a new deal, a member) go in first
     connection = session.connection()
-    stored = connection.execute(_STORED, {"deal_id": deal_id, "key": key}).first()
-    if stored is not None and _same_json(stored.value, value):
+    answers = _read_once(session, deal_id)
+    old = answers.get(key)
+    if old is not None and _same_json(old, value):
         return False
     values = {"value": value, "updated_by": member_id, "updated_at": now}
-    if stored is None:
+    row = {"the_deal": deal_id, "the_key": key}
+    # The row as read may have gone since (another instance removed the answer): then insert.
+    if old is None or connection.execute(_UPDATE, {**row, **values}).rowcount == 0:
         connection.execute(_INSERT, {"deal_id": deal_id, "key": key, **values})
-    else:
-        connection.execute(_UPDATE, {"answer_id": stored.id, **values})
-    _record_change(
-        session, deal, key, None if stored is None else stored.value, value, member_id, now
-    )
+    answers[key] = copy.deepcopy(value)
+    _record_change(session, deal, key, old, value, member_id, now)
     return True
 
 
@@ -110,12 +131,11 @@ def delete_answer(
     """
     deal = _require_deal(session, deal_id)
     session.flush()  # rows these statements refer to (a new deal, a member) go in first
-    connection = session.connection()
-    stored = connection.execute(_STORED, {"deal_id": deal_id, "key": key}).first()
-    if stored is None:
+    answers = _read_once(session, deal_id)
+    if key not in answers:
         return False
-    connection.execute(_DELETE, {"answer_id": stored.id})
-    _record_change(session, deal, key, stored.value, None, member_id, now)
+    session.connection().execute(_DELETE, {"the_deal": deal_id, "the_key": key})
+    _record_change(session, deal, key, answers.pop(key), None, member_id, now)
     return True
 
 

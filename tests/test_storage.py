@@ -13,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, delete, inspect, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlmodel import Session, SQLModel, select
 
@@ -567,3 +568,68 @@ def test_times_read_back_as_utc_even_when_written_by_hand_with_an_offset(engine:
         assert get_team(session, team_id=team.id).created_at == datetime(
             2026, 11, 27, 0, 30, tzinfo=UTC
         )
+
+
+def test_answers_are_read_once_per_transaction_and_kept_by_the_writes(
+    engine: Engine, session: Session
+) -> None:
+    _, member, deal = _setup(session)
+    kwargs = {"deal_id": deal.id, "member_id": member.id, "now": LATER}
+    save_answer(session, key="a", value=1, **kwargs)
+    session.commit()
+    reads = _counting_answer_reads(engine)
+    with transaction(engine) as turn:
+        assert get_answers(turn, deal_id=deal.id) == {"a": 1}
+        assert save_answer(turn, key="b", value=2, **kwargs) is True
+        assert save_answer(turn, key="a", value=3, **kwargs) is True
+        assert delete_answer(turn, key="b", **kwargs) is True
+        assert get_answers(turn, deal_id=deal.id) == {"a": 3}
+    assert len(reads) == 1
+    with transaction(engine) as other:  # written elsewhere: the next transaction reads again
+        save_answer(other, key="c", value=4, **kwargs)
+    assert len(reads) == 2
+    with transaction(engine) as turn:
+        assert get_answers(turn, deal_id=deal.id) == {"a": 3, "c": 4}
+        with pytest.raises(RuntimeError), turn.begin_nested():
+            save_answer(turn, key="a", value=5, **kwargs)
+            raise RuntimeError("the savepoint is rolled back")
+        assert get_answers(turn, deal_id=deal.id) == {"a": 3, "c": 4}
+    assert len(reads) == 4  # read afresh after the savepoint
+    with Session(engine) as fresh:
+        assert get_answers(fresh, deal_id=deal.id) == {"a": 3, "c": 4}
+        history = list_answer_changes(fresh, deal_id=deal.id)
+    assert [(c.key, c.old_value, c.new_value) for c in history] == [
+        ("a", None, 1),
+        ("b", None, 2),
+        ("a", 1, 3),
+        ("b", 2, None),
+        ("c", None, 4),
+    ]
+
+
+def test_an_answer_removed_by_another_instance_meanwhile_is_inserted_again(
+    engine: Engine, session: Session
+) -> None:
+    _, member, deal = _setup(session)
+    kwargs = {"deal_id": deal.id, "member_id": member.id, "now": LATER}
+    save_answer(session, key="a", value=1, **kwargs)
+    session.commit()
+    with transaction(engine) as turn:
+        assert get_answers(turn, deal_id=deal.id) == {"a": 1}
+        turn.connection().execute(delete(Answer))  # as if another instance had, since the read
+        assert save_answer(turn, key="a", value=2, **kwargs) is True
+    with Session(engine) as fresh:
+        assert get_answers(fresh, deal_id=deal.id) == {"a": 2}
+
+
+def _counting_answer_reads(engine: Engine) -> list[str]:
+    """The SELECTs of all a deal's answers run on ``engine`` from now on."""
+    reads: list[str] = []
+    wanted = "SELECT answer.key, answer.value FROM answer WHERE answer.deal_id"
+
+    @sa_event.listens_for(engine, "before_cursor_execute")
+    def _count(conn, cursor, statement, parameters, context, executemany) -> None:
+        if " ".join(statement.split()).replace('"', "").startswith(wanted):  # "key" is quoted
+            reads.append(statement)
+
+    return reads
