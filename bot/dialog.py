@@ -34,7 +34,7 @@ from bot.turn import DialogConfig, Turn, is_number, member_now
 from flows.i18n import LANGUAGES, t
 from flows.playbook import Playbook
 from storage.answers import get_answers
-from storage.conversations import get_conversation_state, save_conversation
+from storage.conversations import get_member_and_state, save_conversation
 from storage.db import transaction, worth_retrying
 from storage.models import Deal
 from storage.teams import get_member_by_telegram_id, update_member
@@ -167,12 +167,13 @@ class Dialog:
         ):
             log.info("update %s was handled already; ignoring the redelivery", event.update_id)
             return Response()
-        member = get_member_by_telegram_id(session, telegram_user_id=event.sender.user_id)
+        user_id = event.sender.user_id
         if not event.in_private:
+            member = get_member_by_telegram_id(session, telegram_user_id=user_id)
             return groups.group_event(session, event, member, self.config, now)
+        member, stored = get_member_and_state(session, telegram_user_id=user_id)
         if member is None:
             return membership.stranger_event(session, event, self.config, now)
-        stored = get_conversation_state(session, member_id=member.id, lock=True)
         state = ConversationState.from_dict(stored)
         if not questions.still_asked(state, self.playbook):
             state.reset()  # the team's playbook dropped the question that was open

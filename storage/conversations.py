@@ -9,7 +9,8 @@ from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from storage.db import per_dialect
-from storage.models import Conversation
+from storage.models import Conversation, Member
+from storage.teams import ACTIVE_MEMBER
 
 _CONVERSATIONS = Conversation.__table__
 _TURN_END = ("deal_id", "question", "state", "updated_at")
@@ -25,6 +26,15 @@ def _upsert(insert):
 _SAVE = per_dialect(_upsert)
 _STATE = select(_CONVERSATIONS.c.state).where(_CONVERSATIONS.c.member_id == bindparam("member_id"))
 _STATE_LOCKED = _STATE.with_for_update()
+# The user's active member (as get_member_by_telegram_id) with its dialog state, the member's
+# row held: FOR NO KEY UPDATE, which rows referring to the member (their foreign keys take KEY
+# SHARE) do not wait for.
+_MEMBER_AND_STATE = (
+    ACTIVE_MEMBER.add_columns(_CONVERSATIONS.c.state)
+    .outerjoin(_CONVERSATIONS, _CONVERSATIONS.c.member_id == Member.id)
+    .limit(1)
+    .with_for_update(of=Member, key_share=True)
+)
 
 
 def get_conversation_state(
@@ -37,6 +47,23 @@ def get_conversation_state(
     """
     statement = _STATE_LOCKED if lock else _STATE
     return session.connection().execute(statement, {"member_id": member_id}).scalar()
+
+
+def get_member_and_state(
+    session: Session, *, telegram_user_id: int
+) -> tuple[Member | None, dict[str, Any] | None]:
+    """A Telegram user's active member and its dialog state, in one round trip.
+
+    The member's row is held until the transaction ends, so two bot instances handling two
+    quick messages of one member take turns instead of overwriting each other's state (a
+    first message too, which has no conversation row to hold).
+
+    Returns:
+        The member as ``get_member_by_telegram_id`` finds it (None if there is none), and its
+        state as ``get_conversation_state`` returns it.
+    """
+    row = session.execute(_MEMBER_AND_STATE, {"telegram_user_id": telegram_user_id}).first()
+    return (None, None) if row is None else (row[0], row[1])
 
 
 def get_conversation(

@@ -88,7 +88,8 @@ def get_member(session: Session, *, member_id: int) -> Member | None:
 
 
 # Built once: every update a bot receives starts with this lookup.
-_ACTIVE_MEMBER = (
+# A Telegram user's active membership first (also read with the dialog state: conversations).
+ACTIVE_MEMBER = (
     select(Member)
     .where(Member.telegram_user_id == bindparam("telegram_user_id"), col(Member.active).is_(True))
     .order_by(col(Member.created_at).desc(), col(Member.id).desc())
@@ -106,7 +107,7 @@ def get_member_by_telegram_id(session: Session, *, telegram_user_id: int) -> Mem
         The active member; the most recently created one if the user is in several teams;
         None if there is none.
     """
-    return session.exec(_ACTIVE_MEMBER, params={"telegram_user_id": telegram_user_id}).first()
+    return session.exec(ACTIVE_MEMBER, params={"telegram_user_id": telegram_user_id}).first()
 
 
 def get_team_member(session: Session, *, team_id: int, telegram_user_id: int) -> Member | None:

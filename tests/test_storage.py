@@ -22,6 +22,7 @@ from storage.conversations import (
     clear_conversation,
     get_conversation,
     get_conversation_state,
+    get_member_and_state,
     save_conversation,
 )
 from storage.db import (
@@ -633,3 +634,24 @@ def _counting_answer_reads(engine: Engine) -> list[str]:
             reads.append(statement)
 
     return reads
+
+
+def test_a_member_read_with_its_state_is_held_until_the_turn_ends(
+    engine: Engine, session: Session
+) -> None:
+    """Two instances' turns of one member take turns, the very first one too (no conversation
+    row yet); writes that merely refer to the member do not wait."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's: SQLite lets one transaction write at a time")
+    _, member, deal = _setup(session)
+    with transaction(engine) as turn:
+        held, state = get_member_and_state(turn, telegram_user_id=member.telegram_user_id)
+        assert (held.id, state) == (member.id, None)
+        with Session(engine) as other:
+            other.connection().exec_driver_sql("SET lock_timeout = '300ms'")
+            with pytest.raises(DBAPIError, match="lock timeout"):
+                get_member_and_state(other, telegram_user_id=member.telegram_user_id)
+        with transaction(engine) as referring:  # its foreign key takes KEY SHARE on the member
+            referring.connection().exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+            save_answer(referring, deal_id=deal.id, key="k", value=1, member_id=member.id, now=NOW)
+    assert get_member_and_state(session, telegram_user_id=404) == (None, None)
