@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from storage.db import per_dialect
@@ -24,8 +23,6 @@ def _upsert(insert):
 
 # Built once: these statements begin and end every chat turn.
 _SAVE = per_dialect(_upsert)
-_STATE = select(_CONVERSATIONS.c.state).where(_CONVERSATIONS.c.member_id == bindparam("member_id"))
-_STATE_LOCKED = _STATE.with_for_update()
 # The user's active member (as get_member_by_telegram_id) with its dialog state, the member's
 # row held: FOR NO KEY UPDATE, which rows referring to the member (their foreign keys take KEY
 # SHARE) do not wait for.
@@ -35,18 +32,6 @@ _MEMBER_AND_STATE = (
     .limit(1)
     .with_for_update(of=Member, key_share=True)
 )
-
-
-def get_conversation_state(
-    session: Session, *, member_id: int, lock: bool = False
-) -> dict[str, Any] | None:
-    """The member's dialog state (a fresh copy of the stored JSON), or None if there is none.
-
-    Args:
-        lock: as for ``get_conversation``.
-    """
-    statement = _STATE_LOCKED if lock else _STATE
-    return session.connection().execute(statement, {"member_id": member_id}).scalar()
 
 
 def get_member_and_state(
@@ -60,7 +45,7 @@ def get_member_and_state(
 
     Returns:
         The member as ``get_member_by_telegram_id`` finds it (None if there is none), and its
-        state as ``get_conversation_state`` returns it.
+        dialog state (a fresh copy of the stored JSON; None if it has none yet).
     """
     row = session.execute(_MEMBER_AND_STATE, {"telegram_user_id": telegram_user_id}).first()
     return (None, None) if row is None else (row[0], row[1])

@@ -21,7 +21,6 @@ from storage.answers import delete_answer, get_answers, list_answer_changes, sav
 from storage.conversations import (
     clear_conversation,
     get_conversation,
-    get_conversation_state,
     get_member_and_state,
     save_conversation,
 )
@@ -460,8 +459,8 @@ def test_conversation_upsert_and_clear(engine: Engine, session: Session) -> None
         assert (conversation.deal_id, conversation.question) == (deal.id, "budget")
         assert conversation.state == state
         assert conversation.updated_at == LATER
-        for lock in (False, True):
-            assert get_conversation_state(fresh, member_id=member.id, lock=lock) == state
+        held, stored = get_member_and_state(fresh, telegram_user_id=member.telegram_user_id)
+        assert (held.id, stored) == (member.id, state)
         # Mutating the state that was read and saving it back is stored too.
         conversation.state["retries"] = 1
         save_conversation(
@@ -489,7 +488,7 @@ def test_unknown_ids_read_as_none(session: Session) -> None:
     assert get_deal(session, deal_id=1) is None
     assert get_answers(session, deal_id=1) == {}
     assert get_conversation(session, member_id=1) is None
-    assert get_conversation_state(session, member_id=1, lock=True) is None
+    assert get_member_and_state(session, telegram_user_id=1) == (None, None)
     assert session.exec(select(Deal)).all() == [] and session.exec(select(Member)).all() == []
 
 
@@ -574,10 +573,7 @@ def test_times_read_back_as_utc_even_when_written_by_hand_with_an_offset(engine:
 def test_answers_are_read_once_per_transaction_and_kept_by_the_writes(
     engine: Engine, session: Session
 ) -> None:
-    _, member, deal = _setup(session)
-    kwargs = {"deal_id": deal.id, "member_id": member.id, "now": LATER}
-    save_answer(session, key="a", value=1, **kwargs)
-    session.commit()
+    deal, kwargs = _deal_answered_once(session)
     reads = _counting_answer_reads(engine)
     with transaction(engine) as turn:
         assert get_answers(turn, deal_id=deal.id) == {"a": 1}
@@ -611,16 +607,22 @@ def test_answers_are_read_once_per_transaction_and_kept_by_the_writes(
 def test_an_answer_removed_by_another_instance_meanwhile_is_inserted_again(
     engine: Engine, session: Session
 ) -> None:
-    _, member, deal = _setup(session)
-    kwargs = {"deal_id": deal.id, "member_id": member.id, "now": LATER}
-    save_answer(session, key="a", value=1, **kwargs)
-    session.commit()
+    deal, kwargs = _deal_answered_once(session)
     with transaction(engine) as turn:
         assert get_answers(turn, deal_id=deal.id) == {"a": 1}
         turn.connection().execute(delete(Answer))  # as if another instance had, since the read
         assert save_answer(turn, key="a", value=2, **kwargs) is True
     with Session(engine) as fresh:
         assert get_answers(fresh, deal_id=deal.id) == {"a": 2}
+
+
+def _deal_answered_once(session: Session) -> tuple[Any, dict[str, Any]]:
+    """A deal with answer ``a`` = 1 committed, and the save_answer arguments to write more."""
+    _, member, deal = _setup(session)
+    kwargs = {"deal_id": deal.id, "member_id": member.id, "now": LATER}
+    save_answer(session, key="a", value=1, **kwargs)
+    session.commit()
+    return deal, kwargs
 
 
 def _counting_answer_reads(engine: Engine) -> list[str]:
@@ -654,4 +656,3 @@ def test_a_member_read_with_its_state_is_held_until_the_turn_ends(
         with transaction(engine) as referring:  # its foreign key takes KEY SHARE on the member
             referring.connection().exec_driver_sql("SET LOCAL lock_timeout = '2s'")
             save_answer(referring, deal_id=deal.id, key="k", value=1, member_id=member.id, now=NOW)
-    assert get_member_and_state(session, telegram_user_id=404) == (None, None)
