@@ -627,15 +627,45 @@ def _deal_answered_once(session: Session) -> tuple[Any, dict[str, Any]]:
 
 def _counting_answer_reads(engine: Engine) -> list[str]:
     """The SELECTs of all a deal's answers run on ``engine`` from now on."""
-    reads: list[str] = []
-    wanted = "SELECT answer.key, answer.value FROM answer WHERE answer.deal_id"
+    return _counting_statements(engine, "SELECT answer.key, answer.value FROM answer WHERE")
+
+
+def _counting_statements(engine: Engine, starting: str = "") -> list[str]:
+    """The statements run on ``engine`` from now on (those starting so, quotes left out)."""
+    seen: list[str] = []
 
     @sa_event.listens_for(engine, "before_cursor_execute")
     def _count(conn, cursor, statement, parameters, context, executemany) -> None:
-        if " ".join(statement.split()).replace('"', "").startswith(wanted):  # "key" is quoted
-            reads.append(statement)
+        if " ".join(statement.split()).replace('"', "").startswith(starting):  # "key" is quoted
+            seen.append(statement)
 
-    return reads
+    return seen
+
+
+def test_an_answer_its_history_and_the_deals_touch_are_one_statement_on_postgresql(
+    engine: Engine, session: Session
+) -> None:
+    """One round trip per accepted answer to a server; SQLite writes them one by one."""
+    deal, kwargs = _deal_answered_once(session)
+    with transaction(engine) as turn:
+        held = get_deal(turn, deal_id=deal.id)  # as a turn holds it (the session's are weak)
+        get_answers(turn, deal_id=deal.id)
+        statements = _counting_statements(engine)
+        assert save_answer(turn, key="a", value=2, **kwargs) is True
+        assert save_answer(turn, key="b", value=3, **kwargs) is True
+        assert delete_answer(turn, key="a", **kwargs) is True
+    assert len(statements) == (3 if engine.dialect.name == "postgresql" else 9)
+    assert held.updated_at == LATER
+    with Session(engine) as fresh:
+        assert get_answers(fresh, deal_id=deal.id) == {"b": 3}
+        history = list_answer_changes(fresh, deal_id=deal.id)
+        assert get_deal(fresh, deal_id=deal.id).updated_at == LATER
+    assert [(c.key, c.old_value, c.new_value, c.changed_at) for c in history] == [
+        ("a", None, 1, LATER),
+        ("a", 1, 2, LATER),
+        ("b", None, 3, LATER),
+        ("a", 2, None, LATER),
+    ]
 
 
 def test_a_member_read_with_its_state_is_held_until_the_turn_ends(
