@@ -34,11 +34,11 @@ from bot.turn import DialogConfig, Turn, is_number, member_now
 from flows.i18n import LANGUAGES, t
 from flows.playbook import Playbook
 from storage.answers import get_answers
-from storage.conversations import get_member_and_state, save_conversation
+from storage.conversations import save_conversation
 from storage.db import transaction, worth_retrying
 from storage.models import Deal
 from storage.teams import get_member_by_telegram_id, update_member
-from storage.updates import claim_update
+from storage.turns import start_turn
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -162,19 +162,18 @@ class Dialog:
 
     def _handle(self, session: Session, event: Incoming) -> Response:
         now = self.clock()
-        if event.update_id is not None and not claim_update(
-            session, update_id=event.update_id, now=now
-        ):
+        start = start_turn(
+            session, update_id=event.update_id, telegram_user_id=event.sender.user_id, now=now
+        )
+        if not start.claimed:
             log.info("update %s was handled already; ignoring the redelivery", event.update_id)
             return Response()
-        user_id = event.sender.user_id
+        member = start.member
         if not event.in_private:
-            member = get_member_by_telegram_id(session, telegram_user_id=user_id)
             return groups.group_event(session, event, member, self.config, now)
-        member, stored = get_member_and_state(session, telegram_user_id=user_id)
         if member is None:
             return membership.stranger_event(session, event, self.config, now)
-        state = ConversationState.from_dict(stored)
+        state = ConversationState.from_dict(start.state)
         if not questions.still_asked(state, self.playbook):
             state.reset()  # the team's playbook dropped the question that was open
         turn = Turn(session, member, state, self.playbook, member_now(now, member), self.config)

@@ -26,7 +26,7 @@ _SAVE = per_dialect(_upsert)
 # The user's active member (as get_member_by_telegram_id) with its dialog state, the member's
 # row held: FOR NO KEY UPDATE, which rows referring to the member (their foreign keys take KEY
 # SHARE) do not wait for.
-_MEMBER_AND_STATE = (
+MEMBER_AND_STATE = (
     ACTIVE_MEMBER.add_columns(_CONVERSATIONS.c.state)
     .outerjoin(_CONVERSATIONS, _CONVERSATIONS.c.member_id == Member.id)
     .limit(1)
@@ -47,7 +47,7 @@ def get_member_and_state(
         The member as ``get_member_by_telegram_id`` finds it (None if there is none), and its
         dialog state (a fresh copy of the stored JSON; None if it has none yet).
     """
-    row = session.execute(_MEMBER_AND_STATE, {"telegram_user_id": telegram_user_id}).first()
+    row = session.execute(MEMBER_AND_STATE, {"telegram_user_id": telegram_user_id}).first()
     return (None, None) if row is None else (row[0], row[1])
 
 

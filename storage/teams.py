@@ -87,8 +87,8 @@ def get_member(session: Session, *, member_id: int) -> Member | None:
     return session.get(Member, member_id)
 
 
-# Built once: every update a bot receives starts with this lookup (in a private chat, joined
-# with the dialog state: storage/conversations.py).
+# Built once: every update a bot receives starts with this lookup, joined with the dialog
+# state (storage/conversations.py, storage/turns.py).
 ACTIVE_MEMBER = (
     select(Member)
     .where(Member.telegram_user_id == bindparam("telegram_user_id"), col(Member.active).is_(True))

@@ -24,7 +24,7 @@ def _claim_statement(insert):
     )
 
 
-_CLAIMS = per_dialect(_claim_statement)
+CLAIMS = per_dialect(_claim_statement)
 
 
 def claim_update(session: Session, *, update_id: int, now: datetime) -> bool:
@@ -39,7 +39,7 @@ def claim_update(session: Session, *, update_id: int, now: datetime) -> bool:
     connection = session.connection()
     # One statement: a concurrent claim by another instance waits for its transaction and
     # then inserts nothing (PostgreSQL), so exactly one instance sees a row inserted.
-    statement = _CLAIMS[connection.dialect.name]
+    statement = CLAIMS[connection.dialect.name]
     inserted = connection.execute(statement, {"update_id": update_id, "now": now}).first()
     return inserted is not None
 

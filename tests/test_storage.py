@@ -51,6 +51,7 @@ from storage.teams import (
     list_members,
     update_member,
 )
+from storage.turns import start_turn
 from tests.factories import NOW, make_deal, make_member, make_team
 
 TABLES = {"team", "member", "deal", "answer", "answer_change", "stage_change", "conversation"}
@@ -679,10 +680,50 @@ def test_a_member_read_with_its_state_is_held_until_the_turn_ends(
     with transaction(engine) as turn:
         held, state = get_member_and_state(turn, telegram_user_id=member.telegram_user_id)
         assert (held.id, state) == (member.id, None)
-        with Session(engine) as other:
-            other.connection().exec_driver_sql("SET lock_timeout = '300ms'")
-            with pytest.raises(DBAPIError, match="lock timeout"):
-                get_member_and_state(other, telegram_user_id=member.telegram_user_id)
+        for reader in (get_member_and_state, _start_turn_of(update_id=5)):
+            with Session(engine) as other:
+                other.connection().exec_driver_sql("SET lock_timeout = '300ms'")
+                with pytest.raises(DBAPIError, match="lock timeout"):
+                    reader(other, telegram_user_id=member.telegram_user_id)
         with transaction(engine) as referring:  # its foreign key takes KEY SHARE on the member
             referring.connection().exec_driver_sql("SET LOCAL lock_timeout = '2s'")
             save_answer(referring, deal_id=deal.id, key="k", value=1, member_id=member.id, now=NOW)
+
+
+def _start_turn_of(update_id: int | None):
+    def start(session: Session, *, telegram_user_id: int):
+        return start_turn(session, update_id=update_id, telegram_user_id=telegram_user_id, now=NOW)
+
+    return start
+
+
+def test_a_turn_starts_with_its_claim_and_the_senders_member_and_state(
+    engine: Engine, session: Session
+) -> None:
+    """One statement on PostgreSQL, whatever is found; what it claims goes with a rollback."""
+    _, member, deal = _setup(session)
+    state = {"mode": "asking", "queue": ["budget"]}
+    save_conversation(
+        session, member_id=member.id, deal_id=deal.id, question="budget", state=state, now=NOW
+    )
+    session.commit()
+    user = member.telegram_user_id
+    statements = _counting_statements(engine)
+    with transaction(engine) as turn:
+        start = _start_turn_of(update_id=10)(turn, telegram_user_id=user)
+        assert (start.claimed, start.member.id, start.state) == (True, member.id, state)
+    work = [s for s in statements if not s.startswith("BEGIN")]  # SQLite's BEGIN IMMEDIATE
+    assert len(work) == (1 if engine.dialect.name == "postgresql" else 2)
+    with transaction(engine) as turn:  # a redelivery
+        start = _start_turn_of(update_id=10)(turn, telegram_user_id=user)
+        assert start.claimed is False
+        stranger = _start_turn_of(update_id=11)(turn, telegram_user_id=user + 1)
+        assert (stranger.claimed, stranger.member, stranger.state) == (True, None, None)
+        unclaimed = _start_turn_of(update_id=None)(turn, telegram_user_id=user)
+        assert (unclaimed.claimed, unclaimed.member.id) == (True, member.id)
+    with Session(engine) as rolled_back:
+        assert _start_turn_of(update_id=12)(rolled_back, telegram_user_id=user).claimed
+        rolled_back.rollback()
+    with transaction(engine) as turn:
+        assert _start_turn_of(update_id=11)(turn, telegram_user_id=user).claimed is False
+        assert _start_turn_of(update_id=12)(turn, telegram_user_id=user).claimed is True
