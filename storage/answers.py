@@ -7,7 +7,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, event, insert, update
+from sqlalchemy import JSON, bindparam, delete, event, func, insert, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -26,6 +27,17 @@ _ALL = (
     .order_by(_ANSWERS.c.id)
 )
 _READ_KEY = "stagecoach.answers_read"  # in Session.info: deal id -> answers by key
+# PostgreSQL: a deal's answers as one JSON object in _ALL's order (NULL if none), for reading
+# with the deal in one round trip (storage/deals.get_deal, remember_answers).
+ANSWERS_OF_DEAL = (
+    select(
+        func.json_object_agg(
+            _ANSWERS.c.key, aggregate_order_by(_ANSWERS.c.value, _ANSWERS.c.id), type_=JSON
+        )
+    )
+    .where(_ANSWERS.c.deal_id == _DEALS.c.id)
+    .scalar_subquery()
+)
 
 
 # A change to one answer is three writes: the answer, its history and the deal's updated_at.
@@ -93,6 +105,12 @@ def _forget_reads(session: Session, transaction: Any) -> None:
     rolled back may have undone a write); a flush's inner transaction changes nothing here."""
     if transaction.parent is None or transaction.nested:
         session.info.pop(_READ_KEY, None)
+
+
+def remember_answers(session: Session, deal_id: int, answers: dict[str, Any] | None) -> None:
+    """A deal's answers read in this transaction by other means (``ANSWERS_OF_DEAL``; None:
+    it has none): get_answers and the writers use them instead of reading them again."""
+    session.info.setdefault(_READ_KEY, {})[deal_id] = answers or {}
 
 
 def _read_once(session: Session, deal_id: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from datetime import date, datetime
 from sqlalchemy import bindparam, inspect, update
 from sqlmodel import Session, col, select
 
+from storage.answers import ANSWERS_OF_DEAL, remember_answers
 from storage.errors import NotFoundError
 from storage.models import STAGE_CHANGE_KINDS, Deal, StageChange, Team
 
@@ -96,14 +97,26 @@ def _take_deal_number(session: Session, *, team_id: int) -> int:
 # Built once: Session.get builds and caches a query on every call, which cost about as much as
 # the load itself (every answer loads its deal).
 _DEAL_BY_ID = select(Deal).where(col(Deal.id) == bindparam("deal_id"))
+# PostgreSQL: with its answers, which a turn reads next: one round trip to the server, not two.
+_DEAL_AND_ANSWERS_BY_ID = _DEAL_BY_ID.add_columns(ANSWERS_OF_DEAL)
 
 
 def get_deal(session: Session, *, deal_id: int) -> Deal | None:
-    """Return the deal with this id, or None (a deal this session holds costs no query)."""
+    """Return the deal with this id, or None (a deal this session holds costs no query).
+
+    On PostgreSQL its answers are read along, for ``get_answers`` in this transaction.
+    """
     known = session.identity_map.get(session.identity_key(Deal, deal_id))
     if known is not None and not inspect(known).expired:
         return known
-    return session.execute(_DEAL_BY_ID, {"deal_id": deal_id}).scalar_one_or_none()
+    if session.get_bind().dialect.name != "postgresql":
+        return session.execute(_DEAL_BY_ID, {"deal_id": deal_id}).scalar_one_or_none()
+    row = session.execute(_DEAL_AND_ANSWERS_BY_ID, {"deal_id": deal_id}).one_or_none()
+    if row is None:
+        return None
+    deal, answers = row
+    remember_answers(session, deal_id, answers)
+    return deal
 
 
 def get_deal_by_number(session: Session, *, team_id: int, number: int) -> Deal | None:

@@ -727,3 +727,25 @@ def test_a_turn_starts_with_its_claim_and_the_senders_member_and_state(
     with transaction(engine) as turn:
         assert _start_turn_of(update_id=11)(turn, telegram_user_id=user).claimed is False
         assert _start_turn_of(update_id=12)(turn, telegram_user_id=user).claimed is True
+
+
+def test_a_deal_read_on_postgresql_brings_its_answers_in_order(
+    engine: Engine, session: Session
+) -> None:
+    """get_answers then needs no round trip of its own; the values are the stored JSON."""
+    deal, kwargs = _deal_answered_once(session)
+    values = {"b": {"nested": [1, 2.5, True, None]}, "c": "中文 <b>", "d": False, "e": 0}
+    for key, value in values.items():
+        save_answer(session, key=key, value=value, **kwargs)
+    owner = get_member(session, member_id=deal.owner_id)
+    bare = make_deal(session, get_team(session, team_id=deal.team_id), owner, name="bare")
+    session.commit()
+    reads = _counting_answer_reads(engine)
+    with transaction(engine) as turn:
+        held = [get_deal(turn, deal_id=deal.id), get_deal(turn, deal_id=bare.id)]
+        answers = get_answers(turn, deal_id=deal.id)
+        assert get_answers(turn, deal_id=bare.id) == {}
+    assert [d.name for d in held] == [deal.name, "bare"]
+    assert list(answers.items()) == [("a", 1), *values.items()]
+    assert [type(v) for v in answers.values()] == [int, dict, str, bool, int]
+    assert len(reads) == (0 if engine.dialect.name == "postgresql" else 2)
