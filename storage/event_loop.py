@@ -1,7 +1,7 @@
 """Database work called from the bot's event loop, without a thread per call.
 
 SQLite answers inside the process in microseconds, so its work simply runs on the loop. A
-PostgreSQL chat turn waits for the server a dozen times. Run in a thread, each wait and return
+PostgreSQL chat turn waits for the server several times. Run in a thread, each wait and return
 cost GIL hand-offs with the loop, and more threads meant more of them (the bot's CPU per update
 is a fifth lower without: bench/README.md). Here the connections use asyncpg, and SQLAlchemy's
 greenlet bridge (what ``AsyncSession.run_sync`` is built on) lets the same synchronous Session
