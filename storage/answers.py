@@ -85,8 +85,9 @@ _DELETE_AND_RECORD = {
 def get_answers(session: Session, *, deal_id: int) -> dict[str, Any]:
     """Return a deal's answers by key (copies: mutating them changes nothing stored).
 
-    A deal's answers are read once per transaction: later calls, and the writes below, use
-    what was read, kept up to date by those writes (the only ones to answers). A chat turn
+    A deal's answers are read once per transaction (on PostgreSQL with the deal: get_deal):
+    later calls, and the writes below, use what was read, kept up to date by those writes (the
+    only ones to answers). A chat turn
     asked for them two or three times, each a round trip to a database server.
 
     Args:

@@ -41,10 +41,12 @@ _CLAIM_AND_MEMBER = _claim_and_member_statement()
 
 @dataclass(frozen=True)
 class TurnStart:
-    """Attributes:
-    claimed: False if the update was handled already (a redelivery): nothing else to do.
-    member: the sender's active member (as ``get_member_by_telegram_id``), None if none.
-    state: the member's dialog state (a fresh copy), None if it has none yet.
+    """How an update begins.
+
+    Attributes:
+        claimed: False if the update was handled already (a redelivery): nothing else to do.
+        member: the sender's active member (as ``get_member_by_telegram_id``), None if none.
+        state: the member's dialog state (a fresh copy), None if it has none yet.
     """
 
     claimed: bool
@@ -60,7 +62,7 @@ def start_turn(
 
     On PostgreSQL one round trip, not two: every update starts here.
     """
-    if update_id is not None and session.connection().dialect.name == "postgresql":
+    if update_id is not None and session.get_bind().dialect.name == "postgresql":
         params = {"update_id": update_id, "now": now, "telegram_user_id": telegram_user_id}
         claimed, member, state = session.execute(_CLAIM_AND_MEMBER, params).one()
         return TurnStart(claimed=claimed > 0, member=member, state=state)
