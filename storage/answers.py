@@ -46,13 +46,15 @@ _ONE = (_ANSWERS.c.deal_id == bindparam("the_deal")) & (_ANSWERS.c.key == bindpa
 _DELETE = delete(_ANSWERS).where(_ONE)
 
 
+def _bound(**parameters: str) -> dict[str, Any]:
+    """An answer row's VALUES: its deal and key, and ``column=parameter`` for the rest."""
+    named = {"deal_id": "the_deal", "key": "the_key", **parameters}
+    return {column: bindparam(name) for column, name in named.items()}
+
+
 def _upsert_statement(insert):
     statement = insert(_ANSWERS).values(
-        deal_id=bindparam("the_deal"),
-        key=bindparam("the_key"),
-        value=bindparam("new_value"),
-        updated_by=bindparam("member"),
-        updated_at=bindparam("now"),
+        _bound(value="new_value", updated_by="member", updated_at="now")
     )
     changed = {name: statement.excluded[name] for name in ("value", "updated_by", "updated_at")}
     return statement.on_conflict_do_update(index_elements=["deal_id", "key"], set_=changed)
@@ -60,12 +62,7 @@ def _upsert_statement(insert):
 
 _UPSERT = per_dialect(_upsert_statement)
 _RECORD = insert(_CHANGES).values(
-    deal_id=bindparam("the_deal"),
-    key=bindparam("the_key"),
-    old_value=bindparam("old_value"),
-    new_value=bindparam("new_value"),
-    changed_by=bindparam("member"),
-    changed_at=bindparam("now"),
+    _bound(old_value="old_value", new_value="new_value", changed_by="member", changed_at="now")
 )
 _TOUCH = (
     update(_DEALS).where(_DEALS.c.id == bindparam("the_deal")).values(updated_at=bindparam("now"))
