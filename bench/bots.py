@@ -17,11 +17,11 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 
 from bench.databases import Database
-from bot.app import build_app
-from bot.config import DatabaseSettings, Settings, TelegramSettings
-from bot.ratelimit import TelegramRateLimiter
+from bot.cli.app import build_app
+from bot.cli.config import DatabaseSettings, Settings, TelegramSettings
 from bot.tg.application import ALLOWED_UPDATES, build_application, settle_for_running
 from bot.tg.polling import serve
+from bot.tg.ratelimit import TelegramRateLimiter
 
 POLL_TIMEOUT = 10  # seconds of long polling when idle; updates end a poll at once
 

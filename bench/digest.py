@@ -75,7 +75,7 @@ def _case(database: Database, now: datetime, label: str) -> list[Figure]:
             SECONDS_LIMIT,
             "s",
             f"{count} digests, {timed['charts']} charts ({timed['chart_kb']:.0f} KiB); "
-            f"bot.chart imported before, in {timed['chart_import_s']:.2f} s",
+            f"bot.dialog.chart imported before, in {timed['chart_import_s']:.2f} s",
         ),
         at_most(
             f"{label}: peak RSS",

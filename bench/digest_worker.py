@@ -7,7 +7,7 @@ before it and the process's peak after it (VmHWM; nothing else has run yet, so t
 the tick's); then under cProfile, for the split into data loading, build_digest, text and
 chart, and the top functions. Prints one JSON object.
 
-Imports happen before measuring, bot.chart (Pillow: about 0.05 s) included:
+Imports happen before measuring, bot.dialog.chart (Pillow: about 0.05 s) included:
 the running bot imports it with its first chart, so every daily tick after the first finds it
 loaded. The import's time is reported on its own.
 """
@@ -24,20 +24,20 @@ from datetime import datetime
 
 from sqlalchemy import text
 
-from bot.digest_runner import DigestRunner
-from bot.turn import DialogConfig
+from bot.dialog.turn import DialogConfig
+from bot.jobs.digest_runner import DigestRunner
 from flows.playbook import load_playbook
 from storage.db import make_engine
 
 # Where a tick's time goes: (label, file fragment, function name), by cumulative time.
 PARTS = (
-    ("data loading", "bot/digests.py", "load_team"),
-    ("data loading", "bot/digests.py", "digest_since"),
+    ("data loading", "bot/dialog/digests.py", "load_team"),
+    ("data loading", "bot/dialog/digests.py", "digest_since"),
     ("data loading", "storage/digests.py", "claim_digest"),
     ("data loading", "storage/teams.py", "list_all_managers"),
     ("build_digest", "flows/digest.py", "build_digest"),
-    ("text", "bot/digests.py", "_text"),
-    ("chart", "bot/chart.py", "funnel_png"),
+    ("text", "bot/dialog/digests.py", "_text"),
+    ("chart", "bot/dialog/chart.py", "funnel_png"),
 )
 
 
@@ -89,7 +89,7 @@ def main(url: str, now_text: str) -> dict:
     )
     now = datetime.fromisoformat(now_text)
     started = time.perf_counter()
-    importlib.import_module("bot.chart")
+    importlib.import_module("bot.dialog.chart")
     chart_import_s = time.perf_counter() - started
 
     def tick() -> tuple[list, float]:

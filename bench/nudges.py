@@ -24,9 +24,9 @@ from bench.databases import Database, scratch
 from bench.report import Figure, at_most, info, note
 from bench.seed import Shape, seed
 from bench.sizes import Sizes
-from bot.events import Outcome
-from bot.nudge_runner import NudgeRunner
-from bot.turn import DialogConfig
+from bot.dialog.events import Outcome
+from bot.dialog.turn import DialogConfig
+from bot.jobs.nudge_runner import NudgeRunner
 from flows.playbook import load_playbook
 
 TICK_LIMIT_MS = 50.0

@@ -1,5 +1,5 @@
 """``python -m bot`` is the ``stagecoach`` command."""
 
-from bot.cli import app
+from bot.cli.main import app
 
 app(prog_name="stagecoach")

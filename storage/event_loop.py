@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 from storage.db import ping_when_idle
 
 T = TypeVar("T")
-# PostgreSQL chat turns of one bot at a time; more wait their turn. Measured on 2 cores
-# (bench/README.md): 4 -> 389, 8 -> 403, 16 -> 442, 32 -> 462 updates/s.
-DEFAULT_CONNECTIONS = 16
 
 
 def libpq_url(url: URL) -> str:
@@ -46,7 +43,7 @@ class LoopDatabase:
             connections wait on the event loop: usable only inside ``run``).
     """
 
-    def __init__(self, engine: Engine, connections: int = DEFAULT_CONNECTIONS):
+    def __init__(self, engine: Engine, connections: int):
         self.inline = engine.dialect.name == "sqlite"
         self._async: AsyncEngine | None = None
         self.engine = engine

@@ -36,9 +36,9 @@ from aiohttp import web
 from sqlalchemy import Engine, text, update
 from sqlmodel import Session, col, select
 
-from bot.dialog import Dialog
-from bot.events import Incoming, Response, Sender
-from bot.state import IDLE, NEW_CUSTOMER, NEW_NAME, QUESTION
+from bot.dialog.events import Incoming, Response, Sender
+from bot.dialog.router import Dialog
+from bot.dialog.state import IDLE, NEW_CUSTOMER, NEW_NAME, QUESTION
 from flows import engine as flow
 from flows.i18n import t
 from flows.playbook import Playbook, load_playbook
@@ -78,7 +78,7 @@ PROMPTS = {
 RESUME_NAME = t("en", "dialog.resume_new_name")
 ZYGOTE_CODE = r"""
 import os, select, sys, traceback
-import bot.cli  # noqa: F401 - every bot process is forked after these imports
+import bot.cli.main  # noqa: F401 - every bot process is forked after these imports
 
 
 def run_bot(url, log):

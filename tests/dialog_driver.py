@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from bot.dialog import Dialog
-from bot.events import Button, Incoming, Reply, Response, Sender
+from bot.dialog.events import Button, Incoming, Reply, Response, Sender
+from bot.dialog.router import Dialog
 from flows.playbook import Playbook, load_playbook
 from storage.conversations import get_conversation
 from storage.db import transaction

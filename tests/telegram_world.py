@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from bot.app import App, build_app
-from bot.config import DatabaseSettings, Settings, TelegramSettings
-from bot.ratelimit import TelegramRateLimiter
+from bot.cli.app import App, build_app
+from bot.cli.config import DatabaseSettings, Settings, TelegramSettings
 from bot.tg.application import build_application
+from bot.tg.ratelimit import TelegramRateLimiter
 from storage.db import transaction
 from storage.invites import create_invite
 from storage.teams import add_member, create_team

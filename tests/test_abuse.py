@@ -30,8 +30,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from bot.dialog import BUTTONS, COMMANDS, Dialog
-from bot.events import Incoming, Sender
+from bot.dialog.events import Incoming, Sender
+from bot.dialog.router import BUTTONS, COMMANDS, Dialog
 from flows.i18n import t
 from tests.dialog_driver import FIXED_NOW, PLAYBOOK
 from tests.fake_bot_api import BOT_USER, BOT_USERNAME, FakeBotApi

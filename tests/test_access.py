@@ -21,10 +21,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from bot import dialog as dialog_module
-from bot.dialog import BUTTONS, COMMANDS, DEAL_VERBS, Dialog
-from bot.events import Incoming, Response, Sender
-from bot.turn import DialogConfig
+from bot.dialog import router as dialog_module
+from bot.dialog.events import Incoming, Response, Sender
+from bot.dialog.router import BUTTONS, COMMANDS, DEAL_VERBS, Dialog
+from bot.dialog.turn import DialogConfig
 from flows.i18n import t
 from storage.conversations import clear_conversation, get_conversation
 from storage.db import make_engine, transaction, upgrade

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot import chart
-from bot.chart import FunnelRow, cjk_font, funnel_png
+from bot.dialog import chart
+from bot.dialog.chart import FunnelRow, cjk_font, funnel_png
 
 TITLE = {"zh": "销售漏斗", "en": "Sales funnel"}
 ROWS = [
@@ -155,7 +155,7 @@ def test_without_dejavu_sans_pillows_own_font_draws_latin_text(
 
 def test_drawing_a_chart_does_not_import_matplotlib_or_numpy() -> None:
     code = (
-        "import sys, bot.chart as c; "
+        "import sys, bot.dialog.chart as c; "
         "c.funnel_png([c.FunnelRow({'zh': '赢单'}, 1, '¥1.00')], lang='zh', title={'zh': '漏斗'}); "
         "print(sorted({'matplotlib', 'numpy'} & set(sys.modules)))"
     )
@@ -169,12 +169,12 @@ def test_drawing_a_chart_does_not_import_matplotlib_or_numpy() -> None:
 def test_without_cjk_font_chinese_falls_back_to_english_and_warns_once(
     no_cjk_font: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.chart"):
+    with caplog.at_level(logging.WARNING, logger="bot.dialog.chart"):
         first = funnel_png(ROWS, lang="zh", title=TITLE)
         second = funnel_png(ROWS, lang="zh", title=TITLE)
     english = funnel_png(ROWS, lang="en", title=TITLE)
     assert first == second == english
-    warnings = [r for r in caplog.records if r.name == "bot.chart"]
+    warnings = [r for r in caplog.records if r.name == "bot.dialog.chart"]
     assert len(warnings) == 1
     assert warnings[0].levelno == logging.WARNING
     assert "fonts-wqy-microhei" in warnings[0].getMessage()
@@ -183,7 +183,7 @@ def test_without_cjk_font_chinese_falls_back_to_english_and_warns_once(
 def test_english_needs_no_cjk_font_and_logs_nothing(
     no_cjk_font: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.chart"):
+    with caplog.at_level(logging.WARNING, logger="bot.dialog.chart"):
         pixels(funnel_png(ROWS, lang="en", title=TITLE))
     assert not caplog.records
 

@@ -14,16 +14,15 @@ import pytest
 from sqlalchemy import inspect
 from typer.testing import CliRunner
 
-from bot.app import build_app
-from bot.cli import app
-from bot.config import ConfigError, load_settings
-from bot.events import Incoming, Sender
-from bot.terminal import TerminalChat, demo_sender
+from bot.cli.app import build_app
+from bot.cli.config import DEFAULT_CONNECTIONS, ConfigError, load_settings
+from bot.cli.main import app
+from bot.cli.terminal import TerminalChat, demo_sender
+from bot.dialog.events import Incoming, Sender
 from flows.i18n import t
 from flows.playbook import load_playbook, shipped_playbook_path
 from storage.answers import get_answers
 from storage.db import make_engine, transaction
-from storage.event_loop import DEFAULT_CONNECTIONS
 from storage.teams import add_member, get_team_by_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -281,7 +280,7 @@ def test_a_removed_member_loses_access_at_once(tmp_path, monkeypatch, english):
 
 
 def test_the_command_line_offers_the_roles_an_invite_can_carry():
-    from bot.team_cli import Role
+    from bot.cli.team import Role
     from storage.models import INVITE_ROLES
 
     assert [role.value for role in Role] == list(INVITE_ROLES)

@@ -34,7 +34,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
-from bot.state import IDLE
+from bot.dialog.state import IDLE
 from flows.i18n import t
 from storage.answers import get_answers, list_answer_changes
 from storage.db import make_engine, transaction, upgrade

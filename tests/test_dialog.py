@@ -9,9 +9,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from bot import questions
-from bot.dialog import Dialog
-from bot.events import Incoming, Sender
+from bot.dialog import questions
+from bot.dialog.events import Incoming, Sender
+from bot.dialog.router import Dialog
 from flows import engine as flow
 from flows.i18n import t
 from storage.answers import get_answers, list_answer_changes
@@ -414,7 +414,7 @@ def test_an_unexpected_error_is_logged_and_the_member_told(team_engine, monkeypa
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("bot.questions.save_answer", broken)
+    monkeypatch.setattr("bot.dialog.questions.save_answer", broken)
     with caplog.at_level(logging.ERROR):
         chat.say("Head office")
     assert chat.text == t("en", "dialog.error")
@@ -443,7 +443,7 @@ def _answer_after_deadlocks(
             raise OperationalError("UPDATE deal ...", {}, _Deadlock("deadlock detected"))
         return save(*args, **kwargs)
 
-    monkeypatch.setattr("bot.questions.save_answer", deadlocked_save_answer)
+    monkeypatch.setattr("bot.dialog.questions.save_answer", deadlocked_save_answer)
     chat.say("Head office")
     return chat, question, calls
 
@@ -585,7 +585,7 @@ def test_a_press_on_an_old_button_repeats_the_open_question(team_engine):
 def test_errors_are_told_in_the_members_language(team_engine, monkeypatch):
     chat = Driver(team_engine, REP, language_code="zh")  # Telegram says zh, the member chose en
     open_deal(chat)
-    monkeypatch.setattr("bot.questions.save_answer", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr("bot.dialog.questions.save_answer", lambda *a, **k: 1 / 0)
     chat.say("Head office")
     assert chat.text == t("en", "dialog.error")
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot import chart
-from bot.chart import FunnelRow, cjk_font, funnel_png
+from bot.dialog import chart
+from bot.dialog.chart import FunnelRow, cjk_font, funnel_png
 
 TITLE = {"zh": "销售漏斗", "en": "Sales funnel"}
 STAGES = [

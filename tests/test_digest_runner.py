@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import digest_runner
-from bot.digest_runner import DigestRunner
-from bot.digests import bulk_objects, load_team
-from bot.turn import DialogConfig
+from bot.dialog.digests import bulk_objects, load_team
+from bot.dialog.turn import DialogConfig
+from bot.jobs import digest_runner
+from bot.jobs.digest_runner import DigestRunner
 from flows.digest import DealSnapshot, MoveSnapshot, RepSnapshot, build_digest
 from flows.playbook import load_playbook
 from storage.answers import get_answers, list_answer_changes, save_answer

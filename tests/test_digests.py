@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from sqlmodel import Session, select
 
-from bot.ratelimit import TelegramRateLimiter
+from bot.tg.ratelimit import TelegramRateLimiter
 from storage.db import transaction
 from storage.deals import get_deal_by_number, set_deal_attributes
 from storage.models import DigestRun, Member

@@ -18,7 +18,7 @@ LOCK_KEY = 4242  # an advisory lock no other test takes
 
 
 async def test_work_commits_through_the_loop_engine_and_is_seen_by_the_app(engine: Engine) -> None:
-    database = LoopDatabase(engine)
+    database = LoopDatabase(engine, connections=4)
 
     def open_team(name: str) -> int:
         with transaction(database.engine) as session:
@@ -41,7 +41,7 @@ async def test_a_turn_waiting_for_the_server_lets_other_turns_run(engine: Engine
     """
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite work runs inline by design: it answers in microseconds")
-    database = LoopDatabase(engine)
+    database = LoopDatabase(engine, connections=4)
     order: list[str] = []
 
     def wait_for_lock() -> None:
@@ -100,7 +100,7 @@ async def test_a_connection_dropped_while_idle_is_replaced_on_the_loop_too(
 ) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite has no connections to lose: the check is for a database server")
-    database = LoopDatabase(engine)
+    database = LoopDatabase(engine, connections=4)
 
     def backend_pid() -> int:
         with transaction(database.engine) as session:
@@ -146,7 +146,7 @@ async def test_libpq_parameters_of_the_url_reach_the_server(engine: Engine) -> N
         pytest.skip("a PostgreSQL connection URL")
     tagged = engine.url.update_query_dict({"application_name": "stagecoach_loop_test"})
     app_engine = make_engine(tagged.render_as_string(hide_password=False))
-    database = LoopDatabase(app_engine)
+    database = LoopDatabase(app_engine, connections=4)
 
     def session_settings() -> tuple[str, int]:
         with transaction(database.engine) as session:

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, event, text, update
 from sqlmodel import Session, col, select
 
-from bot import nudge_runner
-from bot.events import Outcome
-from bot.nudge_runner import NudgeRunner
-from bot.turn import DialogConfig
+from bot.dialog.events import Outcome
+from bot.dialog.turn import DialogConfig
+from bot.jobs import nudge_runner
+from bot.jobs.nudge_runner import NudgeRunner
 from flows.playbook import load_playbook
 from storage.answers import save_answer
 from storage.db import transaction

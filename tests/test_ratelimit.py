@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from telegram.error import BadRequest, RetryAfter
 
-from bot.ratelimit import TelegramRateLimiter, chat_key, counts_against_limits
+from bot.tg.ratelimit import TelegramRateLimiter, chat_key, counts_against_limits
 
 SLACK = 0.03  # scheduling jitter we tolerate, in seconds
 
@@ -122,7 +122,7 @@ async def test_overall_limit_caps_all_chats(make_limiter) -> None:
 async def test_retry_after_is_waited_out_and_retried(make_limiter, caplog) -> None:
     limiter = await make_limiter()
     rec = Recorder(fail_with=[RetryAfter(retry_after=0.2)])
-    with caplog.at_level(logging.WARNING, logger="bot.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="bot.tg.ratelimit"):
         assert await send(limiter, rec, chat_id=7) == {"ok": 7}
     first, second = rec.times()
     assert second - first >= 0.2
@@ -153,7 +153,7 @@ async def test_retry_after_without_chat_pauses_everything(make_limiter) -> None:
 async def test_retry_after_beyond_max_retries_reraises(make_limiter, caplog) -> None:
     limiter = await make_limiter(max_retries=2)
     rec = Recorder(fail_with=[RetryAfter(retry_after=0.01) for _ in range(3)])
-    with caplog.at_level(logging.WARNING, logger="bot.ratelimit"), pytest.raises(RetryAfter):
+    with caplog.at_level(logging.WARNING, logger="bot.tg.ratelimit"), pytest.raises(RetryAfter):
         await send(limiter, rec)
     assert len(rec.calls) == 3
     assert "giving up after 2 retries" in caplog.text

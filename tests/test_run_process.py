@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.secrets_filter import MASK, SecretsFilter
+from bot.cli.secrets_filter import MASK, SecretsFilter
 from storage.db import make_engine, transaction, upgrade
 from storage.teams import add_member, create_team
 from tests.fake_bot_api import FakeBotApi

@@ -7,8 +7,8 @@ import tomllib
 import tomli_w
 from sqlmodel import Session
 
-from bot.app import build_app
-from bot.config import load_settings
+from bot.cli.app import build_app
+from bot.cli.config import load_settings
 from flows.playbook import shipped_playbook_path
 from tests.dialog_driver import Driver
 from tests.factories import make_member, make_team

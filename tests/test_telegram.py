@@ -416,7 +416,7 @@ async def test_a_redelivered_update_takes_effect_once(webhook_world, fake):
 
 
 async def test_a_429_is_waited_out_and_nothing_is_lost(engine):
-    from bot.ratelimit import TelegramRateLimiter
+    from bot.tg.ratelimit import TelegramRateLimiter
 
     async with FakeBotApi(rate_limits=True) as fake:
         world = await TelegramWorld(fake, engine, limiter=TelegramRateLimiter()).start()

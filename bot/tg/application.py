@@ -10,28 +10,31 @@ import socket
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.app import App
-from bot.dialog import Dialog
-from bot.digest_runner import DigestRunner
-from bot.events import Reply, Response
-from bot.membership import member_language
-from bot.nudge_runner import NudgeRunner
-from bot.ratelimit import TelegramRateLimiter
+from bot.dialog.events import Reply, Response
+from bot.dialog.membership import member_language
+from bot.dialog.router import Dialog
+from bot.jobs.digest_runner import DigestRunner
+from bot.jobs.nudge_runner import NudgeRunner
 from bot.tg.coach_bot import CoachBot
 from bot.tg.delivery import Delivery
 from bot.tg.incoming import GroupMigrated, RemovedFromGroup, read_update
 from bot.tg.menu import register_commands
 from bot.tg.polling import poll
+from bot.tg.ratelimit import TelegramRateLimiter
 from bot.tg.scheduler import Ticker
 from bot.tg.transport import AiohttpRequest
 from flows.i18n import t
 from storage.db import checkpoint_in_background
-from storage.event_loop import DEFAULT_CONNECTIONS, LoopDatabase
+from storage.event_loop import LoopDatabase
+
+if TYPE_CHECKING:  # the wiring that calls in here; only its type is needed
+    from bot.cli.app import App
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
@@ -40,9 +43,7 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_membe
 class TelegramAdapter:
     """Turns each update into a dialog event and delivers what the dialog answers."""
 
-    def __init__(
-        self, dialog: Dialog, application: Application, connections: int = DEFAULT_CONNECTIONS
-    ):
+    def __init__(self, dialog: Dialog, application: Application, connections: int):
         # Chat turns run on the event loop: inline on SQLite, which answers inside this process
         # in microseconds (a thread hand-off cost about as much as the turn); on PostgreSQL
         # through the async driver, so other chats' turns run while one waits for the server.

@@ -3,7 +3,7 @@
 Everything for the chat an update came from goes out in order under that chat's lock; replies
 for other chats (a manager, the team's group) follow, each under its own lock, never nested,
 so two responses crossing between two chats cannot deadlock. Flood limits and 429s are the
-rate limiter's job (bot/ratelimit.py); here we handle what a send can tell us: a group that
+rate limiter's job (bot/tg/ratelimit.py); here we handle what a send can tell us: a group that
 migrated or removed the bot, a user who blocked it, a flaky network. Nothing here raises.
 """
 
@@ -24,7 +24,7 @@ from telegram import (
 from telegram.constants import CallbackQueryLimit, MessageLimit, ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, TelegramError
 
-from bot.events import Outcome, Reply, Response
+from bot.dialog.events import Outcome, Reply, Response
 from bot.tg.coach_bot import CoachBot
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from telegram import ChatMember, Update
 
-from bot.events import Incoming, Sender
+from bot.dialog.events import Incoming, Sender
 
 GROUP_TYPES = ("group", "supergroup")
 

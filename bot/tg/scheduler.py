@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.digest_runner import DigestRunner
-from bot.events import Outcome
-from bot.nudge_runner import NudgeRunner
+from bot.dialog.events import Outcome
+from bot.jobs.digest_runner import DigestRunner
+from bot.jobs.nudge_runner import NudgeRunner
 from bot.tg.delivery import Delivery
 
 log = logging.getLogger(__name__)

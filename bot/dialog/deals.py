@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bot import overrides, questions, render
-from bot.access import find_deal, visible_deals
-from bot.events import Button
-from bot.moves import kind_of_move, move_deal
-from bot.state import EDIT, LOST_REASON, NEW_CUSTOMER, NEW_NAME, QUALIFY, UPDATE
-from bot.turn import Turn, is_number
+from bot.dialog import overrides, questions, render
+from bot.dialog.access import find_deal, visible_deals
+from bot.dialog.events import Button
+from bot.dialog.moves import kind_of_move, move_deal
+from bot.dialog.state import EDIT, LOST_REASON, NEW_CUSTOMER, NEW_NAME, QUALIFY, UPDATE
+from bot.dialog.turn import Turn, is_number
 from flows import engine
 from storage.answers import get_answers
 from storage.deals import create_deal, get_deal

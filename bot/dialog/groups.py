@@ -9,10 +9,10 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot import render
-from bot.access import MANAGING_ROLES
-from bot.events import Incoming, Reply, Response, StageChanged
-from bot.turn import DialogConfig, Turn, escape
+from bot.dialog import render
+from bot.dialog.access import MANAGING_ROLES
+from bot.dialog.events import Incoming, Reply, Response, StageChanged
+from bot.dialog.turn import DialogConfig, Turn, escape
 from flows.i18n import t
 from storage.deals import get_deal
 from storage.groups import (

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TextIO
 
-from bot.app import App
-from bot.events import Button, Incoming, Reply, Response, Sender
+from bot.cli.app import App
+from bot.dialog.events import Button, Incoming, Reply, Response, Sender
 from flows.i18n import t
 from storage.db import transaction
 from storage.teams import add_member, create_team, get_member_by_telegram_id, get_team_by_name

@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Row
 from sqlmodel import Session
 
-from bot import render
-from bot.access import MANAGING_ROLES
-from bot.events import Reply
-from bot.turn import Turn
+from bot.dialog import render
+from bot.dialog.access import MANAGING_ROLES
+from bot.dialog.events import Reply
+from bot.dialog.turn import Turn
 from flows.digest import (
     DealFacts,
     DealSnapshot,
@@ -169,7 +169,7 @@ def digest_replies(turn: Turn, team: TeamData, since: datetime, idle_days: int) 
     """The chart (with a short caption as its text) and the digest text, for one manager."""
     digest = team_digest(turn, team, since, idle_days)
     if turn.lang not in team.charts:
-        from bot.chart import funnel_png  # Pillow and the fonts load on the first chart
+        from bot.dialog.chart import funnel_png  # Pillow and the fonts load on the first chart
 
         title = {lang: turn.in_language(lang).label("digest.chart_title") for lang in LANGUAGES}
         team.charts[turn.lang] = funnel_png(_funnel(turn, digest), lang=turn.lang, title=title)
@@ -200,7 +200,7 @@ def team_digest(turn: Turn, team: TeamData, since: datetime, idle_days: int) -> 
 
 
 def _funnel(turn: Turn, digest: Digest) -> list:
-    from bot.chart import FunnelRow
+    from bot.dialog.chart import FunnelRow
 
     stages = {s.id: s for s in turn.playbook.stages}
     return [

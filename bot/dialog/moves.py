@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.events import StageChanged
-from bot.turn import Turn
+from bot.dialog.events import StageChanged
+from bot.dialog.turn import Turn
 from storage.deals import change_stage
 from storage.models import Deal
 

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from bot.events import Button, Reply, Response
-from bot.state import ConversationState
+from bot.dialog.events import Button, Reply, Response
+from bot.dialog.state import ConversationState
 from flows.i18n import pick, t
 from flows.parsers import Invalid, Valid, format_money, format_value, has_words, parse_answer
 from flows.playbook import FieldSpec, Playbook

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from bot.config import Settings, load_settings
-from bot.dialog import Dialog
-from bot.turn import DialogConfig
+from bot.cli.config import Settings, load_settings
+from bot.dialog.router import Dialog
+from bot.dialog.turn import DialogConfig
 from flows.playbook import Playbook, load_playbook
 from storage.db import make_engine, upgrade
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shlex
 from datetime import UTC, datetime
@@ -10,12 +9,11 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from telegram import Bot
-from telegram.error import TelegramError
 
-from bot.config import Settings
-from bot.membership import invite_link
-from bot.turn import DialogConfig
+from bot.cli.config import Settings
+from bot.dialog.membership import invite_link
+from bot.dialog.turn import DialogConfig
+from bot.tg.identity import UsernameUnknown, ask_bot_username
 from flows.i18n import t
 from storage.db import make_engine, transaction, upgrade
 from storage.invites import create_invite
@@ -146,9 +144,8 @@ def _ask_telegram_username(settings: Settings) -> str | None:
     if not token:
         return None
     try:
-        me = asyncio.run(Bot(token, base_url=settings.telegram.base_url).get_me())
-    except TelegramError as exc:
-        error = t(settings.defaults.language, "cli.bot_name_unknown", error=exc.message)
+        return ask_bot_username(token, settings.telegram.base_url)
+    except UsernameUnknown as exc:
+        error = t(settings.defaults.language, "cli.bot_name_unknown", error=str(exc))
         typer.echo(error, err=True)
         return None
-    return me.username

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from bot.state import MORE_PEOPLE
-from bot.turn import Html, Turn, escape
+from bot.dialog.state import MORE_PEOPLE
+from bot.dialog.turn import Html, Turn, escape
 from flows import engine
 from flows.engine import AdvanceCheck, GapReport, Question
 from flows.i18n import pick

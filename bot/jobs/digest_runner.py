@@ -13,10 +13,10 @@ from datetime import datetime, time
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.digests import TeamData, digest_replies, digest_since, load_team
-from bot.events import Outcome, Reply
-from bot.state import ConversationState
-from bot.turn import DialogConfig, Turn, member_now
+from bot.dialog.digests import TeamData, digest_replies, digest_since, load_team
+from bot.dialog.events import Outcome, Reply
+from bot.dialog.state import ConversationState
+from bot.dialog.turn import DialogConfig, Turn, member_now
 from flows.playbook import Playbook
 from storage.db import transaction
 from storage.digests import claim_digest, finish_digest, release_digest

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import nudges, render
-from bot.events import Button
-from bot.moves import move_deal
-from bot.render import DONE, TOGGLE
-from bot.state import (
+from bot.dialog import nudges, render
+from bot.dialog.events import Button
+from bot.dialog.moves import move_deal
+from bot.dialog.render import DONE, TOGGLE
+from bot.dialog.state import (
     EDIT,
     EXCEPTION_REASON,
     LOST_REASON,
@@ -26,7 +26,7 @@ from bot.state import (
     UPDATE,
     ConversationState,
 )
-from bot.turn import Turn
+from bot.dialog.turn import Turn
 from flows import engine
 from flows.engine import Question
 from flows.parsers import Invalid, Valid, parse_checklist
@@ -36,7 +36,7 @@ from storage.answers import get_answers, save_answer
 from storage.deals import get_deal, set_deal_attributes
 from storage.models import Deal
 
-# Modes that wait for a typed line (a name, a reason, a date); see bot/state.py.
+# Modes that wait for a typed line (a name, a reason, a date); see bot/dialog/state.py.
 TEXT_MODES = (
     NEW_CUSTOMER,
     NEW_NAME,

@@ -1,6 +1,6 @@
 """Nudges in the dialog: planned when a rep leaves gaps or saves a date, answered by buttons.
 
-Sending due nudges is the scheduler's job (bot/nudge_runner.py); here they are only planned.
+Sending due nudges is the scheduler's job (bot/jobs/nudge_runner.py); here they are only planned.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from bot import render
-from bot.access import deal_for
-from bot.turn import Turn, is_number, member_now
+from bot.dialog import render
+from bot.dialog.access import deal_for
+from bot.dialog.turn import Turn, is_number, member_now
 from flows import engine
 from flows.playbook import FieldSpec
 from flows.schedule import NudgePolicy, at_local, next_working_morning, reminder_times

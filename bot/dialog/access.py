@@ -6,7 +6,7 @@ import logging
 
 from sqlmodel import Session
 
-from bot.turn import is_number
+from bot.dialog.turn import is_number
 from storage.deals import get_deal, get_deal_by_number, list_deals
 from storage.models import Deal, Member
 

@@ -13,11 +13,11 @@ import typer
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.app import build_app
-from bot.config import WEBHOOK_SECRET_ENV, ConfigError, DefaultSettings, load_settings
-from bot.secrets_filter import hide_secrets
-from bot.team_cli import Role, team_app
-from bot.terminal import TerminalChat, demo_sender, plain
+from bot.cli.app import build_app
+from bot.cli.config import WEBHOOK_SECRET_ENV, ConfigError, DefaultSettings, load_settings
+from bot.cli.secrets_filter import hide_secrets
+from bot.cli.team import Role, team_app
+from bot.cli.terminal import TerminalChat, demo_sender, plain
 from bot.tg.application import preview_digests, send_digests_now
 from bot.tg.application import run as run_bot
 from flows.i18n import t

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import deals, digests, groups, membership, nudges, overrides, pause, questions
-from bot.access import MANAGING_ROLES, deal_for
-from bot.events import Button, Incoming, Reply, Response
-from bot.state import (
+from bot.dialog import deals, digests, groups, membership, nudges, overrides, pause, questions
+from bot.dialog.access import MANAGING_ROLES, deal_for
+from bot.dialog.events import Button, Incoming, Reply, Response
+from bot.dialog.state import (
     EXCEPTION_REASON,
     IDLE,
     LOST_REASON,
@@ -30,7 +30,7 @@ from bot.state import (
     QUESTION,
     ConversationState,
 )
-from bot.turn import DialogConfig, Turn, is_number, member_now
+from bot.dialog.turn import DialogConfig, Turn, is_number, member_now
 from flows.i18n import LANGUAGES, t
 from flows.playbook import Playbook
 from storage.answers import get_answers

@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import render
-from bot.events import Button, Outcome, Reply
-from bot.nudges import CB_NUDGE, MUTE, is_paused, reminder_date, reminder_policy
-from bot.state import ConversationState
-from bot.turn import DialogConfig, Html, Turn, member_now
+from bot.dialog import render
+from bot.dialog.events import Button, Outcome, Reply
+from bot.dialog.nudges import CB_NUDGE, MUTE, is_paused, reminder_date, reminder_policy
+from bot.dialog.state import ConversationState
+from bot.dialog.turn import DialogConfig, Html, Turn, member_now
 from flows import engine as flow
 from flows.playbook import Playbook
 from flows.schedule import at_local, is_quiet, quiet_until, reminder_times, start_of_day

@@ -13,13 +13,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from flows.i18n import LANGUAGES
 from flows.schedule import NudgePolicy
-from storage.event_loop import DEFAULT_CONNECTIONS
 
 CONFIG_ENV = "STAGECOACH_CONFIG"
 DATABASE_ENV = "DATABASE_URL"
 BASE_URL_ENV = "TELEGRAM_API_BASE_URL"
 WEBHOOK_SECRET_ENV = "TELEGRAM_WEBHOOK_SECRET"
 DEFAULT_CONFIG = Path("config.toml")
+
+
+# PostgreSQL chat turns one bot runs at a time; more wait their turn. More connections let more
+# turns share the event loop's wake-ups (bench/README.md has the figures), and 16 keeps a few
+# instances under PostgreSQL's default max_connections.
+DEFAULT_CONNECTIONS = 16
 
 
 class _Section(BaseModel):

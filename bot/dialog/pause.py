@@ -3,12 +3,12 @@ cycle); on that day the rep is asked to update it."""
 
 from __future__ import annotations
 
-from bot import render
-from bot.deals import refused_as_lost, run_update, with_deal
-from bot.events import Button
-from bot.nudges import is_paused, owner_now
-from bot.state import PAUSE_REASON, PAUSE_UNTIL
-from bot.turn import Turn
+from bot.dialog import render
+from bot.dialog.deals import refused_as_lost, run_update, with_deal
+from bot.dialog.events import Button
+from bot.dialog.nudges import is_paused, owner_now
+from bot.dialog.state import PAUSE_REASON, PAUSE_UNTIL
+from bot.dialog.turn import Turn
 from flows.parsers import Invalid
 from flows.playbook import FieldSpec
 from flows.schedule import at_local

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bot import render
-from bot.access import MANAGING_ROLES, deal_for
-from bot.events import Button
-from bot.moves import kind_of_move, move_deal
-from bot.state import EXCEPTION_REASON, OVERRIDE_REASON
-from bot.turn import Turn
+from bot.dialog import render
+from bot.dialog.access import MANAGING_ROLES, deal_for
+from bot.dialog.events import Button
+from bot.dialog.moves import kind_of_move, move_deal
+from bot.dialog.state import EXCEPTION_REASON, OVERRIDE_REASON
+from bot.dialog.turn import Turn
 from flows import engine
 from storage.answers import get_answers
 from storage.deals import get_deal

@@ -1,0 +1,1 @@
+"""Background runners: the nudge and digest ticks, which turn due rows into messages."""
