@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
-from sqlalchemy.util import greenlet_spawn  # loaded with sqlalchemy itself
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.db import ping_when_idle
+from storage.fences import greenlet_spawn
 
 T = TypeVar("T")
 

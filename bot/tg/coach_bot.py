@@ -6,14 +6,16 @@ from typing import Any
 
 from telegram.ext import ExtBot
 
+from bot.tg.fences import post_unparsed
+
 
 class CoachBot(ExtBot):
     async def post_unparsed(self, method: str, **params: Any) -> Any:
         """Call ``method`` and return Telegram's answer as the JSON it came in.
 
         A send is answered with the message it made. Nothing in StageCoach reads that message,
-        and PTB's parsing of it (``Message.de_json``) took about a tenth of the bot's CPU per update
-        (bench/README.md). The request, the rate limiter and the errors raised are those of
-        ``send_message`` and the other wrappers, which call the same ``_post``.
+        and PTB's parsing of it (``Message.de_json``) was a large share of the bot's CPU per
+        update (bench/README.md). The request, the rate limiter and the errors raised are those
+        of ``send_message`` and the other wrappers.
         """
-        return await self._post(method, params)
+        return await post_unparsed(self, method, params)

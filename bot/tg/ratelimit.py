@@ -28,14 +28,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from aiolimiter import AsyncLimiter
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
+from telegram.warnings import PTBDeprecationWarning
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,18 @@ _MESSAGE_PREFIXES = ("send", "copyMessage", "forwardMessage", "editMessage")
 _FREE_ENDPOINTS = frozenset({"sendChatAction"})
 
 Result = bool | dict[str, Any] | list[dict[str, Any]]
+
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    """How long a 429 asks us to wait, in seconds.
+
+    ``retry_after`` is an int until PTB 23 (with a deprecation warning) and a timedelta with
+    ``PTB_TIMEDELTA=true`` or after; both are read without the warning.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        wait = exc.retry_after
+    return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
 
 
 def counts_against_limits(endpoint: str) -> bool:
@@ -189,9 +204,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
     ) -> None:
         """Pause the chat (or, without one, every chat) for the 429's wait; re-raise when the
         retries are used up."""
-        # `exc.retry_after` warns about its int -> timedelta migration; the private timedelta
-        # is what PTB's own AIORateLimiter reads too.
-        wait = exc._retry_after.total_seconds() + RETRY_MARGIN
+        wait = retry_after_seconds(exc) + RETRY_MARGIN
         where = "all chats" if chat is None else f"chat {key}"
         if attempt >= max_retries:
             logger.warning("429 on %s for %s; giving up after %d retries", endpoint, where, attempt)

@@ -16,7 +16,6 @@ from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 import certifi
-from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
@@ -82,7 +81,7 @@ class AiohttpRequest(BaseRequest):
         if self._session is None or self._session.closed:
             raise RuntimeError("This AiohttpRequest is not initialized!")
         files = request_data.multipart_data if request_data else None
-        if isinstance(write_timeout, DefaultValue):
+        if write_timeout is BaseRequest.DEFAULT_NONE:  # PTB's "not given"
             write_timeout = self._media_write_timeout if files else self._defaults["write"]
         timeout = self._timeout(read_timeout, write_timeout, connect_timeout, pool_timeout)
         body = _body(request_data, files)
@@ -112,7 +111,7 @@ class AiohttpRequest(BaseRequest):
     def _timeout(self, read, write, connect, pool) -> aiohttp.ClientTimeout:
         given = {"read": read, "write": write, "connect": connect, "pool": pool}
         read, write, connect, pool = (
-            self._defaults[name] if isinstance(value, DefaultValue) else value
+            self._defaults[name] if value is BaseRequest.DEFAULT_NONE else value
             for name, value in given.items()
         )
         phases = (read, write, connect, pool)

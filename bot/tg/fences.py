@@ -1,0 +1,22 @@
+"""The parts of python-telegram-bot that StageCoach uses without PTB promising them.
+
+Everything here is covered by tests/test_upgrade_contracts.py, which fails with a message
+naming what changed when an upgrade of PTB breaks one of these assumptions. Nothing else in the
+code touches PTB's private parts (tests/test_layers.py checks the imports).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram.ext import ExtBot
+
+
+async def post_unparsed(bot: ExtBot, method: str, params: dict[str, Any]) -> Any:
+    """Call ``method`` through ``bot`` and return Telegram's answer as the JSON it came in.
+
+    ``ExtBot._post`` is what ``send_message`` and the other wrappers call: it applies the
+    bot's defaults, the rate limiter and the request, and raises PTB's errors; the wrappers then
+    parse the answer into objects, which is the part this skips.
+    """
+    return await bot._post(method, params)
