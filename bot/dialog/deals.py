@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.dialog import overrides, questions, render
 from bot.dialog.access import find_deal, visible_deals
+from bot.dialog.buttons import ConfirmMove, EditField, PickDeal
 from bot.dialog.events import Button
 from bot.dialog.moves import kind_of_move, move_deal
 from bot.dialog.state import EDIT, LOST_REASON, NEW_CUSTOMER, NEW_NAME, QUALIFY, UPDATE
@@ -14,10 +15,7 @@ from storage.deals import create_deal, get_deal
 from storage.models import Deal
 from storage.teams import get_member
 
-CB_DEAL = "d"  # d:<verb>:<deal id> — a deal picked from a list
-CB_ADVANCE = "a"  # a:<deal id>:<from stage index>:<to stage index>
-CB_EDIT = "e"  # e:<deal id>:<field or checklist id>, or e:<deal id>:@<stage index>
-STAGE_MARK = "@"  # never part of a field id
+STAGE_MARK = "@"  # EditField key "@<stage index>": never part of a field id
 MAX_NAME = 120
 MAX_REASON = 500
 DEAL_BUTTONS = 10
@@ -94,7 +92,7 @@ def show_picker(turn: Turn, verb: str, deals: list[Deal] | None = None) -> None:
         turn.say(turn.text("dialog.no_deals"))
         return
     buttons = [
-        [Button(f"#{d.number} {d.name} · {d.customer}", f"{CB_DEAL}:{verb}:{d.id}")]
+        [Button(f"#{d.number} {d.name} · {d.customer}", PickDeal(verb, d.id).encode())]
         for d in deals[:DEAL_BUTTONS]
     ]
     turn.say(turn.text(f"dialog.pick_deal_{verb}"), buttons)
@@ -174,10 +172,11 @@ def show_fields(turn: Turn, deal: Deal, stage_index: int | None = None) -> None:
         done = engine.is_checked(answers, q.key) if q.item else engine.is_answered(answers, q.key)
         label = render.plain(q.item.text if q.item else q.spec.question, turn.lang)
         mark = "✅" if done else "⬜"
-        buttons.append([Button(f"{mark} {label}", f"{CB_EDIT}:{deal.id}:{q.key}")])
+        buttons.append([Button(f"{mark} {label}", EditField(deal.id, q.key).encode())])
     others = [
         Button(
-            f"{n + 1}. {render.plain(s.name, turn.lang)}", f"{CB_EDIT}:{deal.id}:{STAGE_MARK}{n}"
+            f"{n + 1}. {render.plain(s.name, turn.lang)}",
+            EditField(deal.id, f"{STAGE_MARK}{n}").encode(),
         )
         for n, s in enumerate(turn.playbook.stages[: current + 1])
         if n != shown
@@ -218,7 +217,7 @@ def show_gaps(turn: Turn, deal: Deal) -> None:
 
 
 def _update_button(turn: Turn, deal: Deal) -> Button:
-    return Button(turn.label("dialog.button_update"), f"{CB_DEAL}:u:{deal.id}")
+    return Button(turn.label("dialog.button_update"), PickDeal("u", deal.id).encode())
 
 
 def advance_command(turn: Turn, args: str) -> None:
@@ -249,7 +248,7 @@ def propose_advance(turn: Turn, deal: Deal, target: str | None = None) -> None:
             overrides.blocked_buttons(turn, deal, from_index, to_index),
         ]
         return turn.say(render.advance_blocked(turn, deal, check), buttons)
-    data = f"{CB_ADVANCE}:{deal.id}:{from_index}:{to_index}"
+    data = ConfirmMove(deal.id, from_index, to_index).encode()
     key = "dialog.confirm_back" if check.direction == "back" else "dialog.confirm_advance"
     label = turn.label(
         "dialog.button_move", stage=render.plain(turn.playbook.stage(to_stage).name, turn.lang)

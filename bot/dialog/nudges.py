@@ -5,21 +5,21 @@ Sending due nudges is the scheduler's job (bot/jobs/nudge_runner.py); here they 
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.dialog import render
 from bot.dialog.access import deal_for
-from bot.dialog.turn import Turn, is_number, member_now
+from bot.dialog.buttons import AnswerNudge
+from bot.dialog.turn import Turn, member_now
 from flows import engine
+from flows.nudging import is_paused, reminder_date, reminder_policy
 from flows.playbook import FieldSpec
 from flows.schedule import NudgePolicy, at_local, next_working_morning, reminder_times
 from storage.models import Deal
 from storage.nudges import drop_pending, get_nudge, mute_nudge, schedule_nudge, snooze_nudge
 from storage.teams import get_member
 
-CB_NUDGE = "n"  # n:<nudge id>:<1 | 7 | x> — snooze a day, a week, or "not relevant"
 SNOOZE_DAYS = {"1": 1, "7": 7}
 MUTE = "x"
 
@@ -71,40 +71,24 @@ def plan_date_reminder(turn: Turn, deal: Deal, spec: FieldSpec, value: Any) -> N
     )
 
 
-def reminder_policy(policy: NudgePolicy, spec: FieldSpec) -> NudgePolicy:
-    """The field's own remind_days, where the playbook gives them."""
-    return replace(policy, reminder_days=tuple(spec.remind_days)) if spec.remind_days else policy
-
-
-def reminder_date(spec: FieldSpec, value: Any) -> date | None:
-    """The date a reminder field holds (a date, or a milestone's date)."""
-    if spec.type == "milestone" and isinstance(value, dict):
-        value = value.get("date")
-    return date.fromisoformat(value) if isinstance(value, str) and value else None
-
-
-def is_paused(deal: Deal, today: date) -> bool:
-    return deal.paused_until is not None and deal.paused_until >= today
-
-
-def nudge_button(turn: Turn, parts: list[str]) -> bool:
+def nudge_button(turn: Turn, pressed: AnswerNudge) -> bool:
     """Snooze or mute a nudge that was sent to this member; False if it is not theirs."""
-    if len(parts) != 2 or not is_number(parts[0]) or parts[1] not in (*SNOOZE_DAYS, MUTE):
+    if pressed.action not in (*SNOOZE_DAYS, MUTE):
         return False
-    nudge = get_nudge(turn.session, nudge_id=int(parts[0]))
+    nudge = get_nudge(turn.session, nudge_id=pressed.nudge_id)
     if nudge is None or nudge.member_id != turn.member.id:
         return False
     deal = deal_for(turn.session, turn.member, nudge.deal_id)
     if deal is None:
         return False
     title = render.deal_title(turn, deal)
-    if parts[1] == MUTE:
+    if pressed.action == MUTE:
         mute_nudge(turn.session, nudge=nudge, member_id=turn.member.id, now=turn.now)
         turn.response.notice = turn.text("nudge.muted", deal=title)
         return True
-    days = SNOOZE_DAYS[parts[1]]
+    days = SNOOZE_DAYS[pressed.action]
     due = at_local(turn.now.date() + timedelta(days=days), turn.config.nudges.morning, turn.now)
     snoozed = snooze_nudge(turn.session, nudge=nudge, due_at=due, now=turn.now)
-    key = f"nudge.snoozed_{parts[1]}" if snoozed is not None else "nudge.muted"
+    key = f"nudge.snoozed_{pressed.action}" if snoozed is not None else "nudge.muted"
     turn.response.notice = turn.text(key, deal=title)
     return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.dialog import render
 from bot.dialog.access import MANAGING_ROLES, deal_for
+from bot.dialog.buttons import AskException, DecideRequest, ForceMove
 from bot.dialog.events import Button
 from bot.dialog.moves import kind_of_move, move_deal
 from bot.dialog.state import EXCEPTION_REASON, OVERRIDE_REASON
@@ -15,18 +16,15 @@ from storage.models import Deal
 from storage.requests import create_advance_request, decide_advance_request, get_advance_request
 from storage.teams import get_member, list_members
 
-CB_FORCE = "f"  # f:<deal id>:<from index>:<to index> — a manager forces a blocked move
-CB_ASK = "x"  # x:<deal id>:<from index>:<to index> — a rep asks for an exception
-CB_DECIDE = "r"  # r:<request id>:<1 approve | 0 reject>
 MAX_REASON = 500
 
 
 def blocked_buttons(turn: Turn, deal: Deal, from_index: int, to_index: int) -> list[Button]:
     """Under a blocked advance: force (managers) or ask for an exception (reps)."""
-    data = f"{deal.id}:{from_index}:{to_index}"
+    move = (deal.id, from_index, to_index)
     if turn.member.role in MANAGING_ROLES:
-        return [Button(turn.label("override.button_force"), f"{CB_FORCE}:{data}")]
-    return [Button(turn.label("override.button_ask"), f"{CB_ASK}:{data}")]
+        return [Button(turn.label("override.button_force"), ForceMove(*move).encode())]
+    return [Button(turn.label("override.button_ask"), AskException(*move).encode())]
 
 
 def start_reason(turn: Turn, deal: Deal, mode: str, from_index: int, to_index: int) -> None:
@@ -117,8 +115,14 @@ def _ask_managers(turn: Turn, deal: Deal, from_index: int, to_index: int, reason
         )
         buttons = [
             [
-                Button(speaker.label("override.button_approve"), f"{CB_DECIDE}:{request.id}:1"),
-                Button(speaker.label("override.button_reject"), f"{CB_DECIDE}:{request.id}:0"),
+                Button(
+                    speaker.label("override.button_approve"),
+                    DecideRequest(request.id, True).encode(),
+                ),
+                Button(
+                    speaker.label("override.button_reject"),
+                    DecideRequest(request.id, False).encode(),
+                ),
             ]
         ]
         speaker.say(text, buttons, chat_id=manager.telegram_user_id)

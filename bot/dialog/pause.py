@@ -4,11 +4,13 @@ cycle); on that day the rep is asked to update it."""
 from __future__ import annotations
 
 from bot.dialog import render
+from bot.dialog.buttons import ResumeDeal
 from bot.dialog.deals import refused_as_lost, run_update, with_deal
 from bot.dialog.events import Button
-from bot.dialog.nudges import is_paused, owner_now
+from bot.dialog.nudges import owner_now
 from bot.dialog.state import PAUSE_REASON, PAUSE_UNTIL
 from bot.dialog.turn import Turn
+from flows.nudging import is_paused
 from flows.parsers import Invalid
 from flows.playbook import FieldSpec
 from flows.schedule import at_local
@@ -16,7 +18,6 @@ from storage.deals import get_deal, set_deal_attributes
 from storage.models import Deal
 from storage.nudges import drop_pending, schedule_nudge
 
-CB_RESUME = "p"  # p:<deal id> — resume a paused deal now
 MAX_REASON = 300
 RESUME_DATE = FieldSpec(id="resume_date", type="date", question={"zh": "", "en": ""})
 
@@ -32,7 +33,7 @@ def ask_pause(turn: Turn, deal: Deal) -> None:
         return
     title = render.deal_title(turn, deal)
     if is_paused(deal, turn.now.date()):
-        button = Button(turn.label("pause.button_resume"), f"{CB_RESUME}:{deal.id}")
+        button = Button(turn.label("pause.button_resume"), ResumeDeal(deal.id).encode())
         until = render.show_date(turn, deal.paused_until)
         text = turn.text("pause.already", deal=title, until=until, reason=deal.pause_reason or "")
         return turn.say(text, [[button]])

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.dialog import nudges, render
+from bot.dialog.buttons import AnswerQuestion
 from bot.dialog.events import Button
 from bot.dialog.moves import move_deal
 from bot.dialog.render import DONE, TOGGLE
@@ -46,7 +47,6 @@ TEXT_MODES = (
     PAUSE_REASON,
     PAUSE_UNTIL,
 )
-CB_QUESTION = "q"  # q:<seq>:<payload> — an answer, toggle, skip or back for question <seq>
 SKIP, BACK, CANCEL = "skip", "back", "stop"
 
 
@@ -110,13 +110,17 @@ def _show_question(turn: Turn, deal: Deal, question: Question, answers: dict[str
 def _with_controls(turn: Turn, choices: list[tuple[str, str]]) -> list[list[Button]]:
     """Choice buttons two per row, then skip, back (if there is an earlier question), stop."""
     seq = turn.state.seq
-    buttons = [Button(label, f"{CB_QUESTION}:{seq}:{payload}") for label, payload in choices]
-    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
-    controls = [Button(turn.label("dialog.button_skip"), f"{CB_QUESTION}:{seq}:{SKIP}")]
+
+    def button(label: str, payload: str) -> Button:
+        return Button(label, AnswerQuestion(seq, payload).encode())
+
+    options = [button(label, payload) for label, payload in choices]
+    rows = [options[i : i + 2] for i in range(0, len(options), 2)]
+    controls = [button(turn.label("dialog.button_skip"), SKIP)]
     part = _open_part(turn)
     if len(turn.state.history) > 1 or (part is not None and part != PARTS[0]):
-        controls.append(Button(turn.label("dialog.button_back"), f"{CB_QUESTION}:{seq}:{BACK}"))
-    controls.append(Button(turn.label("dialog.button_cancel"), f"{CB_QUESTION}:{seq}:{CANCEL}"))
+        controls.append(button(turn.label("dialog.button_back"), BACK))
+    controls.append(button(turn.label("dialog.button_cancel"), CANCEL))
     return rows + [controls]
 
 

@@ -15,7 +15,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.dialog import deals, digests, groups, membership, nudges, overrides, pause, questions
+from bot.dialog import (
+    buttons,
+    deals,
+    digests,
+    groups,
+    membership,
+    nudges,
+    overrides,
+    pause,
+    questions,
+)
 from bot.dialog.access import MANAGING_ROLES, deal_for
 from bot.dialog.events import Button, Incoming, Reply, Response
 from bot.dialog.state import (
@@ -30,8 +40,9 @@ from bot.dialog.state import (
     QUESTION,
     ConversationState,
 )
-from bot.dialog.turn import DialogConfig, Turn, is_number, member_now
+from bot.dialog.turn import DialogConfig, Turn, member_now
 from flows.i18n import LANGUAGES, t
+from flows.nudging import is_paused
 from flows.playbook import Playbook
 from storage.answers import get_answers
 from storage.conversations import save_conversation
@@ -42,7 +53,6 @@ from storage.turns import start_turn
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
-CB_LANGUAGE = "l"  # l:<language>
 MAX_TEXT = 4000  # longer messages are refused before any parsing
 
 
@@ -277,8 +287,13 @@ def tz_command(turn: Turn, args: str) -> None:
 def lang_command(turn: Turn, args: str) -> None:
     choice = args.strip().lower()
     if choice not in LANGUAGES:
-        buttons = [[Button("中文", f"{CB_LANGUAGE}:zh"), Button("English", f"{CB_LANGUAGE}:en")]]
-        return turn.say(turn.text("dialog.pick_language"), buttons)
+        choices = [
+            [
+                Button("中文", buttons.PickLanguage("zh").encode()),
+                Button("English", buttons.PickLanguage("en").encode()),
+            ]
+        ]
+        return turn.say(turn.text("dialog.pick_language"), choices)
     set_language(turn, choice)
 
 
@@ -322,111 +337,101 @@ LONG_READS = frozenset({"digest"})  # commands that read a whole team
 
 def on_button(turn: Turn, data: str) -> None:
     """Route a button press; anything stale, malformed or foreign changes nothing."""
-    kind, _, rest = data.partition(":")
-    handler = BUTTONS.get(kind)
-    if handler is None or not handler(turn, rest.split(":")):
+    pressed = buttons.decode(data)
+    handler = BUTTONS.get(type(pressed)) if pressed is not None else None
+    if handler is None or not handler(turn, pressed):
         log.info("refused button %r from member %s", data[:64], turn.member.id)
         turn.response.notice = turn.text("dialog.old_button")
         questions.resume(turn)
 
 
-def _question_button(turn: Turn, parts: list[str]) -> bool:
-    if len(parts) != 2 or not is_number(parts[0]):
-        return False
+def _question_button(turn: Turn, pressed: buttons.AnswerQuestion) -> bool:
     deal = questions.state_deal(turn)
-    if turn.state.mode != QUESTION or int(parts[0]) != turn.state.seq or deal is None:
+    if turn.state.mode != QUESTION or pressed.seq != turn.state.seq or deal is None:
         return False
-    questions.answer_button(turn, deal, parts[1])
+    questions.answer_button(turn, deal, pressed.payload)
     return True
 
 
-def _deal_button(turn: Turn, parts: list[str]) -> bool:
-    if len(parts) != 2 or parts[0] not in DEAL_VERBS or not is_number(parts[1]):
-        return False
-    deal = deal_for(turn.session, turn.member, int(parts[1]))
+def _deal_button(turn: Turn, pressed: buttons.PickDeal) -> bool:
+    action = DEAL_VERBS.get(pressed.verb)
+    deal = deal_for(turn.session, turn.member, pressed.deal_id) if action else None
     if deal is None:
         return False
-    DEAL_VERBS[parts[0]](turn, deal)
+    action(turn, deal)
     return True
 
 
-def _resume_button(turn: Turn, parts: list[str]) -> bool:
-    if len(parts) != 1 or not is_number(parts[0]):
-        return False
-    deal = deal_for(turn.session, turn.member, int(parts[0]))
-    if deal is None or not nudges.is_paused(deal, turn.now.date()):
+def _resume_button(turn: Turn, pressed: buttons.ResumeDeal) -> bool:
+    deal = deal_for(turn.session, turn.member, pressed.deal_id)
+    if deal is None or not is_paused(deal, turn.now.date()):
         return False  # resumed already (a second tap) or never paused
     pause.resume_button(turn, deal)
     return True
 
 
-def _move(turn: Turn, parts: list[str]) -> tuple[Deal, int, int] | None:
-    """``<deal id>:<from stage index>:<to stage index>``, for a deal the member may see."""
-    if len(parts) != 3 or not all(is_number(p) for p in parts):
-        return None
-    deal = deal_for(turn.session, turn.member, int(parts[0]))
-    from_index, to_index = int(parts[1]), int(parts[2])
+Move = buttons.ConfirmMove | buttons.ForceMove | buttons.AskException
+
+
+def _moved_deal(turn: Turn, pressed: Move) -> Deal | None:
+    """The deal of a move between two stages the playbook has, if the member may see it."""
     stages = len(turn.playbook.stages)
-    if deal is None or from_index >= stages or to_index >= stages:
+    if pressed.from_index >= stages or pressed.to_index >= stages:
         return None
-    return deal, from_index, to_index
+    return deal_for(turn.session, turn.member, pressed.deal_id)
 
 
-def _advance_button(turn: Turn, parts: list[str]) -> bool:
-    move = _move(turn, parts)
-    if move is not None:
-        deals.confirm_advance(turn, *move)
-    return move is not None
+def _advance_button(turn: Turn, pressed: buttons.ConfirmMove) -> bool:
+    deal = _moved_deal(turn, pressed)
+    if deal is not None:
+        deals.confirm_advance(turn, deal, pressed.from_index, pressed.to_index)
+    return deal is not None
 
 
-def _edit_button(turn: Turn, parts: list[str]) -> bool:
-    if len(parts) != 2 or not is_number(parts[0]):
-        return False
-    deal = deal_for(turn.session, turn.member, int(parts[0]))
+def _edit_button(turn: Turn, pressed: buttons.EditField) -> bool:
+    deal = deal_for(turn.session, turn.member, pressed.deal_id)
     if deal is None:
         return False
-    deals.edit_field(turn, deal, parts[1])
+    deals.edit_field(turn, deal, pressed.key)
     return True
 
 
-def _language_button(turn: Turn, parts: list[str]) -> bool:
-    if len(parts) != 1 or parts[0] not in LANGUAGES:
+def _language_button(turn: Turn, pressed: buttons.PickLanguage) -> bool:
+    if pressed.lang not in LANGUAGES:
         return False
-    set_language(turn, parts[0])
+    set_language(turn, pressed.lang)
     return True
 
 
 def _reason_button(mode: str):
-    def handler(turn: Turn, parts: list[str]) -> bool:
-        move = _move(turn, parts)
-        if move is None or (mode == OVERRIDE_REASON and turn.member.role not in MANAGING_ROLES):
+    def handler(turn: Turn, pressed: buttons.ForceMove | buttons.AskException) -> bool:
+        deal = _moved_deal(turn, pressed)
+        if deal is None or (mode == OVERRIDE_REASON and turn.member.role not in MANAGING_ROLES):
             return False
-        overrides.start_reason(turn, move[0], mode, move[1], move[2])
+        overrides.start_reason(turn, deal, mode, pressed.from_index, pressed.to_index)
         return True
 
     return handler
 
 
-def _decision_button(turn: Turn, parts: list[str]) -> bool:
-    if len(parts) != 2 or not is_number(parts[0]) or parts[1] not in ("0", "1"):
-        return False
-    return overrides.decide(turn, int(parts[0]), parts[1] == "1")
+def _decision_button(turn: Turn, pressed: buttons.DecideRequest) -> bool:
+    return overrides.decide(turn, pressed.request_id, pressed.approve)
 
 
 BUTTONS = {
-    questions.CB_QUESTION: _question_button,
-    deals.CB_DEAL: _deal_button,
-    deals.CB_ADVANCE: _advance_button,
-    deals.CB_EDIT: _edit_button,
-    CB_LANGUAGE: _language_button,
-    overrides.CB_FORCE: _reason_button(OVERRIDE_REASON),
-    overrides.CB_ASK: _reason_button(EXCEPTION_REASON),
-    overrides.CB_DECIDE: _decision_button,
-    nudges.CB_NUDGE: nudges.nudge_button,
-    pause.CB_RESUME: _resume_button,
+    buttons.AnswerQuestion: _question_button,
+    buttons.PickDeal: _deal_button,
+    buttons.ConfirmMove: _advance_button,
+    buttons.EditField: _edit_button,
+    buttons.PickLanguage: _language_button,
+    buttons.ForceMove: _reason_button(OVERRIDE_REASON),
+    buttons.AskException: _reason_button(EXCEPTION_REASON),
+    buttons.DecideRequest: _decision_button,
+    buttons.AnswerNudge: nudges.nudge_button,
+    buttons.ResumeDeal: _resume_button,
 }
 
-# What a deal picked from a list is for (d:<verb>:<deal id>).
+# What a deal picked from a list is for (buttons.PickDeal's verb).
 DEAL_VERBS = {
     "u": deals.run_update,
     "g": deals.show_gaps,

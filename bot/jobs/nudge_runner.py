@@ -1,4 +1,4 @@
-"""The nudge tick: claim due nudges, respect quiet hours and the daily cap, batch per rep.
+"""The nudge tick: claim due nudges, sort them by the policy (flows/nudging.py), batch per rep.
 
 Transport-neutral: ``due`` returns the messages to send and ``delivered`` records the outcome;
 the scheduler (bot/tg/scheduler.py) sends them in between. The database rows are the truth, so
@@ -11,20 +11,22 @@ import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.dialog import render
+from bot.dialog.buttons import AnswerNudge, PickDeal
 from bot.dialog.events import Button, Outcome, Reply
-from bot.dialog.nudges import CB_NUDGE, MUTE, is_paused, reminder_date, reminder_policy
+from bot.dialog.nudges import MUTE
 from bot.dialog.state import ConversationState
 from bot.dialog.turn import DialogConfig, Html, Turn, member_now
 from flows import engine as flow
+from flows.nudging import decide, reminded_date, reminder_policy, still_wanted
 from flows.playbook import Playbook
-from flows.schedule import at_local, is_quiet, quiet_until, reminder_times, start_of_day
+from flows.schedule import reminder_times, start_of_day
 from storage.db import transaction
 from storage.deals import set_deal_attributes
 from storage.models import Deal, Member, Nudge
@@ -250,57 +252,36 @@ class NudgeRunner:
             plan.dropped = [n.id for n in nudges]
             return plan
         local = member_now(now, member)
-        policy = self.config.nudges
-        if is_quiet(local, policy):
-            plan.later[quiet_until(local, policy)] = [n.id for n in nudges]
-            return plan
-        wanted = [(n, d) for n in nudges if (d := self._still_wanted(loaded, n, local))]
-        kept = {n.id for n, _ in wanted}
-        plan.dropped = [n.id for n in nudges if n.id not in kept]
-        room = max(policy.daily_cap - loaded.sent_today[member.id], 0)
-        sending, later = wanted[:room], wanted[room:]
-        if later:
-            tomorrow = at_local(local.date() + timedelta(days=1), policy.morning, local)
-            plan.later[tomorrow] = [n.id for n, _ in later]
-        if sending:
+
+        def wanted(nudge: Nudge) -> bool:
+            return still_wanted(
+                self.playbook,
+                kind=nudge.kind,
+                key=nudge.key,
+                deal=loaded.deals.get(nudge.deal_id),
+                answers=loaded.answers.get(nudge.deal_id, {}),
+                local=local,
+            )
+
+        decision = decide(
+            nudges,
+            local=local,
+            policy=self.config.nudges,
+            sent_today=loaded.sent_today[member.id],
+            wanted=wanted,
+        )
+        plan.dropped = [n.id for n in decision.drop]
+        plan.later = {due: [n.id for n in held] for due, held in decision.later.items()}
+        if decision.send:
+            sending = [(n, loaded.deals[n.deal_id]) for n in decision.send]
             turn = Turn(session, member, ConversationState(), self.playbook, local, self.config)
             plan.batch = Batch(
                 member.telegram_user_id,
                 self._message(turn, loaded.answers, sending),
-                [n.id for n, _ in sending],
-                [n for n, _ in sending if n.kind in FOLLOW_UP_KINDS],
+                [n.id for n in decision.send],
+                [n for n in decision.send if n.kind in FOLLOW_UP_KINDS],
             )
         return plan
-
-    def _still_wanted(self, loaded: _Loaded, nudge: Nudge, local: datetime) -> Deal | None:
-        """The nudge's deal if the nudge still makes sense (a gap closed before it fired: no)."""
-        deal = loaded.deals.get(nudge.deal_id)
-        if deal is None or deal.status != "open" or not self._knows_stage(deal):
-            return None
-        today = local.date()
-        if nudge.kind == "resume":
-            return deal
-        if nudge.kind in ("gap", "stale") and is_paused(deal, today):
-            return None
-        answers = loaded.answers[deal.id]
-        if nudge.kind == "gap":
-            return None if flow.gap_report(self.playbook, deal.stage_id, answers).closed else deal
-        if nudge.kind == "stale":
-            days = self.playbook.stage(deal.stage_id).stale_after_days
-            return deal if deal.updated_at < local - timedelta(days=days) else None
-        due = self._reminded_date(nudge, answers)
-        return deal if due is not None and due >= today else None
-
-    def _knows_stage(self, deal: Deal) -> bool:
-        """False for a deal at a stage the team's playbook no longer has."""
-        return any(stage.id == deal.stage_id for stage in self.playbook.stages)
-
-    def _reminded_date(self, nudge: Nudge, answers: dict[str, Any]) -> date | None:
-        try:
-            spec = self.playbook.field(nudge.key)
-        except KeyError:
-            return None
-        return reminder_date(spec, answers.get(nudge.key))
 
     # -- after sending ------------------------------------------------------------------------
 
@@ -324,7 +305,7 @@ class NudgeRunner:
     def _next_reminder(
         self, session: Session, nudge: Nudge, answers: dict[str, Any], member: Member, now: datetime
     ) -> None:
-        due = self._reminded_date(nudge, answers)
+        due = reminded_date(self.playbook, nudge.key, answers)
         if due is None:
             return
         policy = reminder_policy(self.config.nudges, self.playbook.field(nudge.key))
@@ -352,14 +333,14 @@ class NudgeRunner:
             n = {"number": deal.number}
             buttons.append(
                 [
-                    Button(turn.label("nudge.button_update", **n), f"d:u:{deal.id}"),
-                    Button(turn.label("nudge.button_mute", **n), f"{CB_NUDGE}:{nudge.id}:{MUTE}"),
+                    Button(turn.label("nudge.button_update", **n), PickDeal("u", deal.id).encode()),
+                    Button(turn.label("nudge.button_mute", **n), _nudge(nudge, MUTE)),
                 ]
             )
             buttons.append(
                 [
-                    Button(turn.label("nudge.button_day", **n), f"{CB_NUDGE}:{nudge.id}:1"),
-                    Button(turn.label("nudge.button_week", **n), f"{CB_NUDGE}:{nudge.id}:7"),
+                    Button(turn.label("nudge.button_day", **n), _nudge(nudge, "1")),
+                    Button(turn.label("nudge.button_week", **n), _nudge(nudge, "7")),
                 ]
             )
         return Reply(render.join(lines), tuple(tuple(row) for row in buttons))
@@ -385,7 +366,7 @@ class NudgeRunner:
             line = turn.text("nudge.resume", deal=title, reason=deal.pause_reason or "")
             return line + self._open(turn, deal, answers)
         spec = self.playbook.field(nudge.key)
-        due = self._reminded_date(nudge, answers)
+        due = reminded_date(self.playbook, nudge.key, answers)
         days = (due - turn.now.date()).days
         return turn.text(
             "nudge.date" if days > 1 else "nudge.date_soon",
@@ -394,3 +375,7 @@ class NudgeRunner:
             date=render.show_date(turn, due),
             days=days,
         )
+
+
+def _nudge(nudge: Nudge, action: str) -> str:
+    return AnswerNudge(nudge.id, action).encode()
