@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench lint install install-dev
+.PHONY: demo test check bench lint install install-dev
 
 demo: install
 	$(BIN)/stagecoach chat
@@ -12,6 +12,12 @@ test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+# The quick tier for the inner loop: pure and dialog tests on SQLite (tests/conftest.py).
+check: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -m "not full"
 
 bench: install-dev
 	$(BIN)/python -m bench

@@ -5,6 +5,10 @@ PostgreSQL (``TEST_POSTGRES_URL`` or postgresql://postgres@127.0.0.1:5432/test),
 PostgreSQL test in a fresh schema that is dropped afterwards. ``sqlite_engine`` /
 ``sqlite_session`` are SQLite only, for fast tests. ``fake`` is the fake Bot API on loopback
 with its flood limits off (tests of the limits start their own).
+
+Two tiers: ``make test`` runs everything; ``make check`` (``pytest -m "not full"``) the pure
+and dialog tests on SQLite, for the inner loop. A test is in the full tier only when it runs on
+PostgreSQL, talks to a fake Bot API, or is marked ``full`` (processes, crash and abuse runs).
 """
 
 from __future__ import annotations
@@ -29,7 +33,21 @@ from tests.fake_bot_api import FakeBotApi
 os.environ["PTB_TIMEDELTA"] = "true"
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+# Fixtures that mean a test belongs to the full tier: a server database or a Bot API.
+FULL_TIER_FIXTURES = {"postgres_admin_url", "fake", "fake_api", "world"}
 POSTGRES_CONNECT_TIMEOUT = 2
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "full: only in the full tier (make test), not make check")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgresql = callspec is not None and "postgresql" in callspec.params.values()
+        if on_postgresql or FULL_TIER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.full)
 
 
 def _postgres_url() -> str:

@@ -761,6 +761,16 @@ class FakeBotApi:
     # -- lifecycle -----------------------------------------------------------------------------
 
     @property
+    def pending_updates(self) -> list[dict[str, Any]]:
+        """Updates added and not yet confirmed by a later getUpdates (nor dropped as unwanted)."""
+        return self._updates
+
+    @property
+    def in_flight(self) -> int:
+        """Calls being answered now, getUpdates' long polls aside."""
+        return self._in_flight
+
+    @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/bot"
 

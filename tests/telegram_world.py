@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from storage.teams import add_member, create_team
 from tests.fake_bot_api import FakeBotApi
 
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
-QUIET = 0.05  # seconds without requests that count as "the bot is done"
+SETTLE_TIMEOUT = 15  # seconds; a bot that takes longer has hung, and the test says so
 
 
 def fast_limiter() -> TelegramRateLimiter:
@@ -95,13 +96,23 @@ class TelegramWorld:
         await self.settle()
 
     async def settle(self) -> None:
-        """Wait until every update was fetched, handled and its replies delivered."""
+        """Wait until the bot has taken every update, handled it and delivered its replies.
+
+        Each step is an event, never a quiet period: the bot asked for the updates after the
+        last one (PTB's poller does so only once it has queued them; a webhook update is queued
+        before its POST is answered), PTB's update queue has no unfinished update (an update is
+        finished once the dialog committed and its delivery was started), and no delivery nor
+        Bot API call is in flight.
+        """
         adapter = self.application.bot_data["adapter"]
-        await self.fake.wait_until_idle(quiet=QUIET, timeout=15)
+        await self.fake.wait_for(lambda: not self.fake.pending_updates, SETTLE_TIMEOUT)
+        try:
+            await asyncio.wait_for(self.application.update_queue.join(), SETTLE_TIMEOUT)
+        except TimeoutError:
+            raise AssertionError(f"an update is still being handled\n{self.fake.dump()}") from None
         await self.fake.wait_for(
-            lambda: adapter.in_flight == 0 and self.application.update_queue.empty(), timeout=15
+            lambda: adapter.in_flight == 0 and self.fake.in_flight == 0, SETTLE_TIMEOUT
         )
-        await self.fake.wait_until_idle(quiet=QUIET, timeout=15)
 
     # -- reading what the bot did -----------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.full  # a bot process or a fake Bot API: make test, not make check
+
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = (
     "== throughput — PTB echo bot (the floor) ==",

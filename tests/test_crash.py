@@ -53,6 +53,8 @@ from tests.crash_driver import (
     read_state,
 )
 
+pytestmark = pytest.mark.full  # a bot process or a fake Bot API: make test, not make check
+
 SEED = int(os.environ.get("STAGECOACH_CRASH_SEED", "20261126"))
 KILLS = int(os.environ.get("STAGECOACH_CRASH_KILLS", "55"))
 REPS = 5  # walking deals; one more rep only gets nudges

@@ -19,6 +19,8 @@ from tests.fake_bot_api import FakeBotApi
 from tests.telegram_world import TelegramWorld
 from tests.test_nudges import Clock, open_deal
 
+pytestmark = pytest.mark.full  # a bot process or a fake Bot API: make test, not make check
+
 ANN, BOB, MEG = 1001, 1002, 1003
 THURSDAY = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)  # 10:00 Shanghai
 DIGEST_TIME = datetime(2026, 11, 27, 0, 30, tzinfo=UTC)  # Friday 08:30 Shanghai

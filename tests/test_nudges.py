@@ -20,6 +20,8 @@ from storage.teams import update_member
 from tests.fake_bot_api import FakeBotApi
 from tests.telegram_world import TelegramWorld
 
+pytestmark = pytest.mark.full  # a bot process or a fake Bot API: make test, not make check
+
 ANN = 1001
 # Thursday 2026-11-26, 10:00 in Shanghai.
 THURSDAY = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)

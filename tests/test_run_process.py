@@ -11,11 +11,15 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from bot.cli.secrets_filter import MASK, SecretsFilter
 from storage.db import make_engine, transaction, upgrade
 from storage.teams import add_member, create_team
 from tests.fake_bot_api import FakeBotApi
 from tests.test_telegram import free_port, private_update
+
+pytestmark = pytest.mark.full  # a bot process or a fake Bot API: make test, not make check
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "webhook-secret-2b7d"

@@ -18,6 +18,8 @@ from tests.dialog_driver import PLAYBOOK
 from tests.fake_bot_api import BOT_USERNAME, FakeBotApi
 from tests.telegram_world import TelegramWorld
 
+pytestmark = pytest.mark.full  # a bot process or a fake Bot API: make test, not make check
+
 ANN, BOB, MEG, STRANGER = 1001, 1002, 1003, 1999
 GROUP = -100500
 TYPED = {
