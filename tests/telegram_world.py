@@ -23,7 +23,9 @@ SETTLE_TIMEOUT = 15  # seconds; a bot that takes longer has hung, and the test s
 
 def fast_limiter() -> TelegramRateLimiter:
     """Telegram's limits scaled up, so tests run fast; the 429 test uses the real ones."""
-    return TelegramRateLimiter(private_burst=50, private_per_second=200, group_per_minute=600)
+    return TelegramRateLimiter(
+        private_burst=50, private_per_second=200, group_per_minute=600, overall_per_second=1000
+    )
 
 
 class TelegramWorld:
