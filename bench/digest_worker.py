@@ -24,7 +24,7 @@ from datetime import datetime
 
 from sqlalchemy import text
 
-from bot.dialog.turn import DialogConfig
+from bot.dialog.writer import DialogConfig
 from bot.jobs.digest_runner import DigestRunner
 from flows.playbook import load_playbook
 from storage.db import make_engine

@@ -25,7 +25,7 @@ from bench.report import Figure, at_most, info, note
 from bench.seed import Shape, seed
 from bench.sizes import Sizes
 from bot.dialog.events import Outcome
-from bot.dialog.turn import DialogConfig
+from bot.dialog.writer import DialogConfig
 from bot.jobs.nudge_runner import NudgeRunner
 from flows.playbook import load_playbook
 

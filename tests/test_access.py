@@ -23,7 +23,7 @@ from sqlmodel import select
 
 from bot.dialog.events import Incoming, Response, Sender
 from bot.dialog.router import BUTTONS, COMMANDS, DEAL_VERBS, Dialog
-from bot.dialog.turn import DialogConfig
+from bot.dialog.writer import DialogConfig
 from flows.i18n import t
 from storage.conversations import clear_conversation, get_conversation
 from storage.db import make_engine, transaction, upgrade

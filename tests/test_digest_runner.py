@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.dialog.digests import bulk_objects, load_team
-from bot.dialog.turn import DialogConfig
+from bot.dialog.writer import DialogConfig
 from bot.jobs import digest_runner
 from bot.jobs.digest_runner import DigestRunner
 from flows.digest import DealSnapshot, MoveSnapshot, RepSnapshot, build_digest

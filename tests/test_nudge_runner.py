@@ -11,7 +11,7 @@ from sqlalchemy import Engine, event, text, update
 from sqlmodel import Session, col, select
 
 from bot.dialog.events import Outcome
-from bot.dialog.turn import DialogConfig
+from bot.dialog.writer import DialogConfig
 from bot.jobs import nudge_runner
 from bot.jobs.nudge_runner import NudgeRunner
 from flows.playbook import load_playbook

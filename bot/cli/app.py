@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from bot.cli.config import Settings, load_settings
 from bot.dialog.router import Dialog
-from bot.dialog.turn import DialogConfig
+from bot.dialog.writer import DialogConfig
 from flows.playbook import Playbook, load_playbook
 from storage.db import make_engine, upgrade
 

@@ -12,7 +12,7 @@ import typer
 
 from bot.cli.config import Settings
 from bot.dialog.membership import invite_link
-from bot.dialog.turn import DialogConfig
+from bot.dialog.writer import DialogConfig
 from bot.tg.identity import UsernameUnknown, ask_bot_username
 from flows.i18n import t
 from storage.db import make_engine, transaction, upgrade

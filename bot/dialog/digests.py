@@ -21,6 +21,7 @@ from bot.dialog import render
 from bot.dialog.access import MANAGING_ROLES
 from bot.dialog.events import Reply
 from bot.dialog.turn import Turn
+from bot.dialog.writer import Writing
 from flows.digest import (
     DealFacts,
     DealSnapshot,
@@ -165,33 +166,35 @@ def digest_since(session: Session, member: Member, now: datetime) -> datetime:
     return last_digest_at(session, member_id=member.id) or now - FIRST_DIGEST_WINDOW
 
 
-def digest_replies(turn: Turn, team: TeamData, since: datetime, idle_days: int) -> list[Reply]:
+def digest_replies(writer: Writing, team: TeamData, since: datetime, idle_days: int) -> list[Reply]:
     """The chart (with a short caption as its text) and the digest text, for one manager."""
-    digest = team_digest(turn, team, since, idle_days)
-    if turn.lang not in team.charts:
+    digest = team_digest(writer, team, since, idle_days)
+    if writer.lang not in team.charts:
         from bot.dialog.chart import funnel_png  # Pillow and the fonts load on the first chart
 
-        title = {lang: turn.in_language(lang).label("digest.chart_title") for lang in LANGUAGES}
-        team.charts[turn.lang] = funnel_png(_funnel(turn, digest), lang=turn.lang, title=title)
-    text = render.join(_text(turn, team, digest, idle_days))
-    return [Reply(text, photo=team.charts[turn.lang])]
+        title = {lang: writer.in_language(lang).label("digest.chart_title") for lang in LANGUAGES}
+        team.charts[writer.lang] = funnel_png(
+            _funnel(writer, digest), lang=writer.lang, title=title
+        )
+    text = render.join(_text(writer, team, digest, idle_days))
+    return [Reply(text, photo=team.charts[writer.lang])]
 
 
-def team_digest(turn: Turn, team: TeamData, since: datetime, idle_days: int) -> Digest:
+def team_digest(writer: Writing, team: TeamData, since: datetime, idle_days: int) -> Digest:
     """The team's digest for this window, built once for all its managers who share it."""
-    today = turn.now.date()
+    today = writer.now.date()
     if today != team.today:
         raise ValueError(f"team data loaded for {team.today}, not {today}")
-    key = (since, turn.now, today, idle_days)
+    key = (since, writer.now, today, idle_days)
     if key not in team.digests:
         with bulk_objects():
             team.digests[key] = build_digest(
-                turn.playbook,
+                writer.playbook,
                 deals=team.deals,
                 moves=team.moves,
                 reps=team.reps,
                 since=since,
-                now=turn.now,
+                now=writer.now,
                 today=today,
                 idle_days=idle_days,
                 facts=team.facts,
@@ -199,136 +202,138 @@ def team_digest(turn: Turn, team: TeamData, since: datetime, idle_days: int) -> 
     return team.digests[key]
 
 
-def _funnel(turn: Turn, digest: Digest) -> list:
+def _funnel(writer: Writing, digest: Digest) -> list:
     from bot.dialog.chart import FunnelRow
 
-    stages = {s.id: s for s in turn.playbook.stages}
+    stages = {s.id: s for s in writer.playbook.stages}
     return [
-        FunnelRow(stages[line.stage_id].name, line.count, turn.money(line.weighted_minor))
+        FunnelRow(stages[line.stage_id].name, line.count, writer.money(line.weighted_minor))
         for line in digest.pipeline
         if line.stage_id in stages and not stages[line.stage_id].qualifying
     ]
 
 
-def _text(turn: Turn, team: TeamData, digest: Digest, idle_days: int) -> list[str]:
-    day = render.show_date(turn, digest.today)
-    lines = [turn.text("digest.title", team=team.team_name, date=day)]
-    lines += _pipeline(turn, digest)
-    lines += _changes(turn, digest)
+def _text(writer: Writing, team: TeamData, digest: Digest, idle_days: int) -> list[str]:
+    day = render.show_date(writer, digest.today)
+    lines = [writer.text("digest.title", team=team.team_name, date=day)]
+    lines += _pipeline(writer, digest)
+    lines += _changes(writer, digest)
     lines += _section(
-        turn,
+        writer,
         "digest.blocked",
         digest.blocked,
-        lambda item: turn.text(
-            "digest.blocked_line", deal=_deal(turn, item[0]), count=item[1].open_count
+        lambda item: writer.text(
+            "digest.blocked_line", deal=_deal(writer, item[0]), count=item[1].open_count
         ),
     )
     lines += _section(
-        turn,
+        writer,
         "digest.stale",
         digest.stale,
-        lambda d: turn.text(
-            "digest.stale_line", deal=_deal(turn, d), days=(digest.now - d.updated_at).days
+        lambda d: writer.text(
+            "digest.stale_line", deal=_deal(writer, d), days=(digest.now - d.updated_at).days
         ),
     )
     lines += _section(
-        turn,
+        writer,
         "digest.paused",
         digest.paused,
-        lambda d: turn.text(
-            "digest.paused_line", deal=_deal(turn, d), until=render.show_date(turn, d.paused_until)
+        lambda d: writer.text(
+            "digest.paused_line",
+            deal=_deal(writer, d),
+            until=render.show_date(writer, d.paused_until),
         ),
     )
     lines += _section(
-        turn,
+        writer,
         "digest.idle",
         digest.idle_reps,
         lambda r: (
-            turn.text("digest.idle_line", name=r.name, days=(digest.now - r.last_update).days)
+            writer.text("digest.idle_line", name=r.name, days=(digest.now - r.last_update).days)
             if r.last_update
-            else turn.text("digest.idle_never", name=r.name)
+            else writer.text("digest.idle_never", name=r.name)
         ),
         days=idle_days,
     )
     lines += _section(
-        turn,
+        writer,
         "digest.coaching",
         digest.coaching,
-        lambda item: turn.text(
+        lambda item: writer.text(
             "digest.coaching_line",
-            deal=_deal(turn, item[0]),
-            flag=turn.local(item[1].text),
-            question=turn.local(item[1].coaching),
+            deal=_deal(writer, item[0]),
+            flag=writer.local(item[1].text),
+            question=writer.local(item[1].coaching),
         ),
     )
     return lines
 
 
-def _pipeline(turn: Turn, digest: Digest) -> list[str]:
-    lines = [turn.text("digest.pipeline")]
+def _pipeline(writer: Writing, digest: Digest) -> list[str]:
+    lines = [writer.text("digest.pipeline")]
     for line in digest.pipeline:
         if line.count:
             lines.append(
-                turn.text(
+                writer.text(
                     "digest.pipeline_line",
-                    stage=render.stage_name(turn, line.stage_id),
+                    stage=render.stage_name(writer, line.stage_id),
                     count=line.count,
-                    amount=turn.money(line.amount_minor),
-                    weighted=turn.money(line.weighted_minor),
+                    amount=writer.money(line.amount_minor),
+                    weighted=writer.money(line.weighted_minor),
                 )
             )
     total = digest.total
     lines.append(
-        turn.text(
+        writer.text(
             "digest.pipeline_total",
             count=total.count,
-            amount=turn.money(total.amount_minor),
-            weighted=turn.money(total.weighted_minor),
+            amount=writer.money(total.amount_minor),
+            weighted=writer.money(total.weighted_minor),
         )
     )
     return lines
 
 
-def _changes(turn: Turn, digest: Digest) -> list[str]:
+def _changes(writer: Writing, digest: Digest) -> list[str]:
     changes = [("new", d, None) for d in digest.new_deals]
     changes += [("move", d, m) for d, m in digest.moves]
     changes += [("won", d, m) for d, m in digest.wins]
     changes += [("lost", d, m) for d, m in digest.losses]
-    lines = _section(turn, "digest.changes", changes, lambda c: _change(turn, *c))
-    return lines or [turn.text("digest.no_changes")]
+    lines = _section(writer, "digest.changes", changes, lambda c: _change(writer, *c))
+    return lines or [writer.text("digest.no_changes")]
 
 
-def _change(turn: Turn, kind: str, deal: DealSnapshot, move: MoveSnapshot | None) -> str:
+def _change(writer: Writing, kind: str, deal: DealSnapshot, move: MoveSnapshot | None) -> str:
     if kind == "new":
-        return turn.text("digest.new_line", deal=_deal(turn, deal))
+        return writer.text("digest.new_line", deal=_deal(writer, deal))
     if kind == "won":
-        return turn.text(
-            "digest.won_line", deal=_deal(turn, deal), amount=turn.money(deal.amount_minor)
+        return writer.text(
+            "digest.won_line", deal=_deal(writer, deal), amount=writer.money(deal.amount_minor)
         )
     if kind == "lost":
-        return turn.text("digest.lost_line", deal=_deal(turn, deal), reason=move.reason or "")
-    return turn.text(
+        return writer.text("digest.lost_line", deal=_deal(writer, deal), reason=move.reason or "")
+    return writer.text(
         "digest.move_line",
-        deal=_deal(turn, deal),
-        from_stage=render.stage_name(turn, move.from_stage) if move.from_stage else "",
-        to_stage=render.stage_name(turn, move.to_stage),
+        deal=_deal(writer, deal),
+        from_stage=render.stage_name(writer, move.from_stage) if move.from_stage else "",
+        to_stage=render.stage_name(writer, move.to_stage),
     )
 
 
 def _section(
-    turn: Turn, title_key: str, rows: Sequence[T], show: Callable[[T], str], **params: Any
+    writer: Writing, title_key: str, rows: Sequence[T], show: Callable[[T], str], **params: Any
 ) -> list[str]:
     """A titled list of at most SECTION_LIMIT rows (only those are formatted), then a count."""
     if not rows:
         return []
     shown = [show(row) for row in rows[:SECTION_LIMIT]]
     more = len(rows) - len(shown)
-    tail = [turn.text("digest.more", count=more)] if more else []
-    return ["", turn.text(title_key, count=len(rows), **params), *shown, *tail]
+    tail = [writer.text("digest.more", count=more)] if more else []
+    return ["", writer.text(title_key, count=len(rows), **params), *shown, *tail]
 
 
-def _deal(turn: Turn, deal: DealSnapshot) -> str:
-    return turn.text(
+def _deal(writer: Writing, deal: DealSnapshot) -> str:
+    return writer.text(
         "digest.deal",
         number=deal.number,
         name=deal.name,

@@ -12,7 +12,8 @@ from sqlmodel import Session
 from bot.dialog import render
 from bot.dialog.access import MANAGING_ROLES
 from bot.dialog.events import Incoming, Reply, Response, StageChanged
-from bot.dialog.turn import DialogConfig, Turn, escape
+from bot.dialog.turn import Turn
+from bot.dialog.writer import DialogConfig, escape
 from flows.i18n import t
 from storage.deals import get_deal
 from storage.groups import (

@@ -8,7 +8,8 @@ from sqlmodel import Session
 
 from bot.dialog.access import MANAGING_ROLES
 from bot.dialog.events import Incoming, Reply, Response
-from bot.dialog.turn import DialogConfig, Turn, escape
+from bot.dialog.turn import Turn
+from bot.dialog.writer import DialogConfig, escape
 from flows.i18n import LANGUAGES, t
 from storage.invites import create_invite, redeem_invite, set_invite_user
 from storage.models import INVITE_ROLES

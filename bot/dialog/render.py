@@ -6,7 +6,8 @@ from datetime import date
 from typing import Any
 
 from bot.dialog.state import MORE_PEOPLE
-from bot.dialog.turn import Html, Turn, escape
+from bot.dialog.turn import Turn
+from bot.dialog.writer import Html, Writing, escape
 from flows import engine
 from flows.engine import AdvanceCheck, GapReport, Question
 from flows.i18n import pick
@@ -30,21 +31,21 @@ def as_date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
-def show_date(turn: Turn, day: date) -> str:
-    """A date as the member reads it (2026年12月1日 · Dec 1, 2026)."""
-    return format_date(day.isoformat(), turn.lang)
+def show_date(writer: Writing, day: date) -> str:
+    """A date as the reader reads it (2026年12月1日 · Dec 1, 2026)."""
+    return format_date(day.isoformat(), writer.lang)
 
 
-def deal_title(turn: Turn, deal: Deal) -> Html:
-    return turn.text(
+def deal_title(writer: Writing, deal: Deal) -> Html:
+    return writer.text(
         "dialog.deal_title", number=deal.number, name=deal.name, customer=deal.customer
     )
 
 
-def stage_name(turn: Turn, stage_id: str) -> Html:
+def stage_name(writer: Writing, stage_id: str) -> Html:
     """The stage's name; its id if the team's playbook no longer has it."""
     try:
-        return turn.local(turn.playbook.stage(stage_id).name)
+        return writer.local(writer.playbook.stage(stage_id).name)
     except KeyError:
         return escape(stage_id)
 
@@ -149,9 +150,9 @@ def person_added(turn: Turn, person: dict[str, Any]) -> Html:
 # -- gaps and summaries ----------------------------------------------------------------------
 
 
-def gap_lines(turn: Turn, report: GapReport) -> list[str]:
-    lines = [f"• {turn.local(f.question)}" for f in report.missing]
-    lines += [f"☐ {turn.local(i.text)}" for i in report.unchecked]
+def gap_lines(writer: Writing, report: GapReport) -> list[str]:
+    lines = [f"• {writer.local(f.question)}" for f in report.missing]
+    lines += [f"☐ {writer.local(i.text)}" for i in report.unchecked]
     return lines
 
 

@@ -40,7 +40,8 @@ from bot.dialog.state import (
     QUESTION,
     ConversationState,
 )
-from bot.dialog.turn import DialogConfig, Turn, member_now
+from bot.dialog.turn import Turn, member_now
+from bot.dialog.writer import DialogConfig
 from flows.i18n import LANGUAGES, t
 from flows.nudging import is_paused
 from flows.playbook import Playbook

@@ -15,8 +15,8 @@ from sqlmodel import Session
 
 from bot.dialog.digests import TeamData, digest_replies, digest_since, load_team
 from bot.dialog.events import Outcome, Reply
-from bot.dialog.state import ConversationState
-from bot.dialog.turn import DialogConfig, Turn, member_now
+from bot.dialog.turn import member_now
+from bot.dialog.writer import DialogConfig, Writer
 from flows.playbook import Playbook
 from storage.db import transaction
 from storage.digests import claim_digest, finish_digest, release_digest
@@ -135,8 +135,8 @@ class DigestRunner:
             team = teams[manager.team_id] = load_team(
                 session, manager.team_id, since, local.date(), self.playbook
             )
-        turn = Turn(session, manager, ConversationState(), self.playbook, local, self.config)
-        return digest_replies(turn, team, since, self.config.idle_days)
+        writer = Writer(manager.language, self.playbook, local, self.config)
+        return digest_replies(writer, team, since, self.config.idle_days)
 
 
 def _by_team(managers: list[tuple[Member, datetime]]) -> list[list[tuple[Member, datetime]]]:

@@ -21,8 +21,8 @@ from bot.dialog import render
 from bot.dialog.buttons import AnswerNudge, PickDeal
 from bot.dialog.events import Button, Outcome, Reply
 from bot.dialog.nudges import MUTE
-from bot.dialog.state import ConversationState
-from bot.dialog.turn import DialogConfig, Html, Turn, member_now
+from bot.dialog.turn import member_now
+from bot.dialog.writer import DialogConfig, Html, Writer
 from flows import engine as flow
 from flows.nudging import decide, reminded_date, reminder_policy, still_wanted
 from flows.playbook import Playbook
@@ -186,7 +186,7 @@ class NudgeRunner:
         """Every rep's plan, from the rows loaded for all of them at once."""
         loaded = self._load_apart(session, by_member, now)
         if loaded is not None:
-            return [self._isolated_plan(session, loaded, ns, now) for ns in by_member.values()]
+            return [self._isolated_plan(loaded, ns, now) for ns in by_member.values()]
         if len(by_member) == 1:  # this rep's rows cannot be read: hold back only theirs
             [nudges] = by_member.values()
             return [self._retry_later(nudges, now)]
@@ -215,12 +215,10 @@ class NudgeRunner:
             sent_today=count_sent_since_each(session, since=midnights),
         )
 
-    def _isolated_plan(
-        self, session: Session, loaded: _Loaded, nudges: list[Nudge], now: datetime
-    ) -> _Plan:
+    def _isolated_plan(self, loaded: _Loaded, nudges: list[Nudge], now: datetime) -> _Plan:
         """One rep's plan (no SQL): one bad row must not stop everyone's nudges."""
         try:
-            return self._plan_for(session, loaded, nudges, now)
+            return self._plan_for(loaded, nudges, now)
         except Exception:
             log.exception("could not prepare the nudges of member %s", nudges[0].member_id)
             return self._retry_later(nudges, now)
@@ -243,9 +241,7 @@ class NudgeRunner:
 
     # -- one rep's nudges ---------------------------------------------------------------------
 
-    def _plan_for(
-        self, session: Session, loaded: _Loaded, nudges: list[Nudge], now: datetime
-    ) -> _Plan:
+    def _plan_for(self, loaded: _Loaded, nudges: list[Nudge], now: datetime) -> _Plan:
         plan = _Plan()
         member = loaded.members.get(nudges[0].member_id)
         if member is None or not member.active:
@@ -274,10 +270,10 @@ class NudgeRunner:
         plan.later = {due: [n.id for n in held] for due, held in decision.later.items()}
         if decision.send:
             sending = [(n, loaded.deals[n.deal_id]) for n in decision.send]
-            turn = Turn(session, member, ConversationState(), self.playbook, local, self.config)
+            writer = Writer(member.language, self.playbook, local, self.config)
             plan.batch = Batch(
                 member.telegram_user_id,
-                self._message(turn, loaded.answers, sending),
+                self._message(writer, loaded.answers, sending),
                 [n.id for n in decision.send],
                 [n for n in decision.send if n.kind in FOLLOW_UP_KINDS],
             )
@@ -324,55 +320,59 @@ class NudgeRunner:
     # -- the message ---------------------------------------------------------------------------
 
     def _message(
-        self, turn: Turn, answers: dict[int, dict[str, Any]], items: list[tuple[Nudge, Deal]]
+        self, writer: Writer, answers: dict[int, dict[str, Any]], items: list[tuple[Nudge, Deal]]
     ) -> Reply:
-        lines = [turn.text("nudge.title")]
+        lines = [writer.text("nudge.title")]
         buttons: list[list[Button]] = []
         for nudge, deal in items:
-            lines.append(self._line(turn, nudge, deal, answers[deal.id]))
+            lines.append(self._line(writer, nudge, deal, answers[deal.id]))
             n = {"number": deal.number}
             buttons.append(
                 [
-                    Button(turn.label("nudge.button_update", **n), PickDeal("u", deal.id).encode()),
-                    Button(turn.label("nudge.button_mute", **n), _nudge(nudge, MUTE)),
+                    Button(
+                        writer.label("nudge.button_update", **n), PickDeal("u", deal.id).encode()
+                    ),
+                    Button(writer.label("nudge.button_mute", **n), _nudge(nudge, MUTE)),
                 ]
             )
             buttons.append(
                 [
-                    Button(turn.label("nudge.button_day", **n), _nudge(nudge, "1")),
-                    Button(turn.label("nudge.button_week", **n), _nudge(nudge, "7")),
+                    Button(writer.label("nudge.button_day", **n), _nudge(nudge, "1")),
+                    Button(writer.label("nudge.button_week", **n), _nudge(nudge, "7")),
                 ]
             )
         return Reply(render.join(lines), tuple(tuple(row) for row in buttons))
 
-    def _open(self, turn: Turn, deal: Deal, answers: dict[str, Any]) -> str:
+    def _open(self, writer: Writer, deal: Deal, answers: dict[str, Any]) -> str:
         """What is still open at the deal's stage: a count and the first gap."""
         report = flow.gap_report(self.playbook, deal.stage_id, answers)
         if report.closed:
             return ""
-        first = render.gap_lines(turn, report)[0].lstrip("•☐ ")
-        return " " + turn.text("nudge.open", count=report.open_count, first=Html(first))
+        first = render.gap_lines(writer, report)[0].lstrip("•☐ ")
+        return " " + writer.text("nudge.open", count=report.open_count, first=Html(first))
 
-    def _line(self, turn: Turn, nudge: Nudge, deal: Deal, answers: dict[str, Any]) -> str:
-        title = render.deal_title(turn, deal)
-        stage = render.stage_name(turn, deal.stage_id)
+    def _line(self, writer: Writer, nudge: Nudge, deal: Deal, answers: dict[str, Any]) -> str:
+        title = render.deal_title(writer, deal)
+        stage = render.stage_name(writer, deal.stage_id)
         if nudge.kind == "gap":
-            return turn.text("nudge.gap", deal=title, stage=stage) + self._open(turn, deal, answers)
+            return writer.text("nudge.gap", deal=title, stage=stage) + self._open(
+                writer, deal, answers
+            )
         if nudge.kind == "stale":
-            days = (turn.now - deal.updated_at).days
-            line = turn.text("nudge.stale", deal=title, stage=stage, days=days)
-            return line + self._open(turn, deal, answers)
+            days = (writer.now - deal.updated_at).days
+            line = writer.text("nudge.stale", deal=title, stage=stage, days=days)
+            return line + self._open(writer, deal, answers)
         if nudge.kind == "resume":
-            line = turn.text("nudge.resume", deal=title, reason=deal.pause_reason or "")
-            return line + self._open(turn, deal, answers)
+            line = writer.text("nudge.resume", deal=title, reason=deal.pause_reason or "")
+            return line + self._open(writer, deal, answers)
         spec = self.playbook.field(nudge.key)
         due = reminded_date(self.playbook, nudge.key, answers)
-        days = (due - turn.now.date()).days
-        return turn.text(
+        days = (due - writer.now.date()).days
+        return writer.text(
             "nudge.date" if days > 1 else "nudge.date_soon",
             deal=title,
-            question=turn.local(spec.question),
-            date=render.show_date(turn, due),
+            question=writer.local(spec.question),
+            date=render.show_date(writer, due),
             days=days,
         )
 
