@@ -11,7 +11,7 @@ demo: install
 test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3
 
 # The quick tier for the inner loop: pure and dialog tests on SQLite (tests/conftest.py).
 check: install-dev
