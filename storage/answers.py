@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, delete, event, func, insert, update
+from sqlalchemy import JSON, bindparam, delete, func, insert, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
@@ -26,9 +26,8 @@ _ALL = (
     .where(_ANSWERS.c.deal_id == bindparam("deal_id"))
     .order_by(_ANSWERS.c.id)
 )
-_READ_KEY = "stagecoach.answers_read"  # in Session.info: deal id -> answers by key
 # PostgreSQL: a deal's answers as one JSON object in _ALL's order (NULL if none), for reading
-# with the deal in one round trip (storage/deals.get_deal, remember_answers).
+# with the deal in one round trip (storage/deals.get_deal_with_answers).
 ANSWERS_OF_DEAL = (
     select(
         func.json_object_agg(
@@ -80,48 +79,27 @@ _DELETE_AND_RECORD = {
 
 
 def get_answers(session: Session, *, deal_id: int) -> dict[str, Any]:
-    """Return a deal's answers by key (copies: mutating them changes nothing stored).
-
-    A deal's answers are read once per transaction (on PostgreSQL with the deal: get_deal):
-    later calls, and the writes below, use what was read, kept up to date by those writes (the
-    only ones to answers). A chat turn
-    asked for them two or three times, each a round trip to a database server.
+    """Return a deal's answers by key, in the order they were first given.
 
     Args:
         session: The open session.
         deal_id: The deal.
 
     Returns:
-        The JSON values by field/checklist id; empty for an unknown deal.
+        The JSON values by field/checklist id (a new dict); empty for an unknown deal.
     """
-    return copy.deepcopy(_read_once(session, deal_id))
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_reads(session: Session, transaction: Any) -> None:
-    """Answers read in a transaction are not trusted after it, nor after a savepoint (one
-    rolled back may have undone a write); a flush's inner transaction changes nothing here."""
-    if transaction.parent is None or transaction.nested:
-        session.info.pop(_READ_KEY, None)
-
-
-def remember_answers(session: Session, deal_id: int, answers: dict[str, Any] | None) -> None:
-    """A deal's answers read in this transaction by other means (``ANSWERS_OF_DEAL``; None:
-    it has none): get_answers and the writers use them instead of reading them again."""
-    session.info.setdefault(_READ_KEY, {})[deal_id] = answers or {}
-
-
-def _read_once(session: Session, deal_id: int) -> dict[str, Any]:
-    """The session's own record of a deal's answers (not a copy: only the writers here
-    change it, alongside the rows)."""
-    read = session.info.setdefault(_READ_KEY, {})
-    if deal_id not in read:
-        read[deal_id] = dict(session.connection().execute(_ALL, {"deal_id": deal_id}).all())
-    return read[deal_id]
+    return dict(session.connection().execute(_ALL, {"deal_id": deal_id}).all())
 
 
 def save_answer(
-    session: Session, *, deal_id: int, key: str, value: Any, member_id: int, now: datetime
+    session: Session,
+    *,
+    deal_id: int,
+    key: str,
+    value: Any,
+    member_id: int,
+    now: datetime,
+    answers: dict[str, Any] | None = None,
 ) -> bool:
     """Insert or update one answer; on a real change, record it and touch the deal.
 
@@ -132,6 +110,9 @@ def save_answer(
         value: A JSON-serialisable value; None means "no answer" (same as ``delete_answer``).
         member_id: Who answered.
         now: When (timezone-aware).
+        answers: The deal's answers as the caller read them in this transaction: the old
+            value is taken from there (no read) and the change is applied to them. Without,
+            the stored answers are read first.
 
     Returns:
         Whether the stored value changed.
@@ -140,10 +121,12 @@ def save_answer(
         NotFoundError: If there is no such deal.
     """
     if value is None:
-        return delete_answer(session, deal_id=deal_id, key=key, member_id=member_id, now=now)
+        return delete_answer(
+            session, deal_id=deal_id, key=key, member_id=member_id, now=now, answers=answers
+        )
     deal = _require_deal(session, deal_id)
     session.flush()  # rows these statements refer to (a new deal, a member) go in first
-    answers = _read_once(session, deal_id)
+    answers = answers if answers is not None else get_answers(session, deal_id=deal_id)
     old = answers.get(key)
     if old is not None and _same_json(old, value):
         return False
@@ -154,7 +137,13 @@ def save_answer(
 
 
 def delete_answer(
-    session: Session, *, deal_id: int, key: str, member_id: int, now: datetime
+    session: Session,
+    *,
+    deal_id: int,
+    key: str,
+    member_id: int,
+    now: datetime,
+    answers: dict[str, Any] | None = None,
 ) -> bool:
     """Remove one answer, recording the removal (new value None) and touching the deal.
 
@@ -164,6 +153,7 @@ def delete_answer(
         key: The playbook field or checklist id.
         member_id: Who removed it.
         now: When (timezone-aware).
+        answers: As for ``save_answer``.
 
     Returns:
         Whether there was an answer to remove.
@@ -173,7 +163,7 @@ def delete_answer(
     """
     deal = _require_deal(session, deal_id)
     session.flush()  # rows these statements refer to (a new deal, a member) go in first
-    answers = _read_once(session, deal_id)
+    answers = answers if answers is not None else get_answers(session, deal_id=deal_id)
     if key not in answers:
         return False
     write = {"old_value": answers.pop(key), "new_value": None, "member": member_id, "now": now}

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from sqlalchemy import bindparam, inspect, update
 from sqlmodel import Session, col, select
 
-from storage.answers import ANSWERS_OF_DEAL, remember_answers
+from storage.answers import ANSWERS_OF_DEAL, get_answers
 from storage.errors import NotFoundError
 from storage.models import STAGE_CHANGE_KINDS, Deal, StageChange, Team
 
@@ -102,21 +102,27 @@ _DEAL_AND_ANSWERS_BY_ID = _DEAL_BY_ID.add_columns(ANSWERS_OF_DEAL)
 
 
 def get_deal(session: Session, *, deal_id: int) -> Deal | None:
-    """Return the deal with this id, or None (a deal this session holds costs no query).
-
-    On PostgreSQL its answers are read along, for ``get_answers`` in this transaction.
-    """
+    """Return the deal with this id, or None (a deal this session holds costs no query)."""
     known = session.identity_map.get(session.identity_key(Deal, deal_id))
     if known is not None and not inspect(known).expired:
         return known
+    return session.execute(_DEAL_BY_ID, {"deal_id": deal_id}).scalar_one_or_none()
+
+
+def get_deal_with_answers(session: Session, *, deal_id: int) -> tuple[Deal, dict] | None:
+    """The deal with this id and its answers by key (as ``get_answers``), or None.
+
+    On PostgreSQL in one statement: a chat turn reads both, and each statement is a round trip
+    to the server.
+    """
     if session.get_bind().dialect.name != "postgresql":
-        return session.execute(_DEAL_BY_ID, {"deal_id": deal_id}).scalar_one_or_none()
+        deal = get_deal(session, deal_id=deal_id)
+        return (deal, get_answers(session, deal_id=deal_id)) if deal is not None else None
     row = session.execute(_DEAL_AND_ANSWERS_BY_ID, {"deal_id": deal_id}).one_or_none()
     if row is None:
         return None
     deal, answers = row
-    remember_answers(session, deal_id, answers)
-    return deal
+    return deal, answers or {}
 
 
 def get_deal_by_number(session: Session, *, team_id: int, number: int) -> Deal | None:

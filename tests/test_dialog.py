@@ -6,10 +6,11 @@ import logging
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy import event as sa_event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from bot.dialog import questions
+from bot.dialog import deal_view
 from bot.dialog.events import Incoming, Sender
 from bot.dialog.router import Dialog
 from flows import engine as flow
@@ -414,7 +415,7 @@ def test_an_unexpected_error_is_logged_and_the_member_told(team_engine, monkeypa
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("bot.dialog.questions.save_answer", broken)
+    monkeypatch.setattr("bot.dialog.deal_view.save_answer", broken)
     with caplog.at_level(logging.ERROR):
         chat.say("Head office")
     assert chat.text == t("en", "dialog.error")
@@ -435,7 +436,7 @@ def _answer_after_deadlocks(
     open_deal(chat)
     question = chat.open_question()
     calls: list[int] = []
-    save = questions.save_answer
+    save = deal_view.save_answer
 
     def deadlocked_save_answer(*args, **kwargs):
         calls.append(1)
@@ -443,7 +444,7 @@ def _answer_after_deadlocks(
             raise OperationalError("UPDATE deal ...", {}, _Deadlock("deadlock detected"))
         return save(*args, **kwargs)
 
-    monkeypatch.setattr("bot.dialog.questions.save_answer", deadlocked_save_answer)
+    monkeypatch.setattr("bot.dialog.deal_view.save_answer", deadlocked_save_answer)
     chat.say("Head office")
     return chat, question, calls
 
@@ -585,7 +586,7 @@ def test_a_press_on_an_old_button_repeats_the_open_question(team_engine):
 def test_errors_are_told_in_the_members_language(team_engine, monkeypatch):
     chat = Driver(team_engine, REP, language_code="zh")  # Telegram says zh, the member chose en
     open_deal(chat)
-    monkeypatch.setattr("bot.dialog.questions.save_answer", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr("bot.dialog.deal_view.save_answer", lambda *a, **k: 1 / 0)
     chat.say("Head office")
     assert chat.text == t("en", "dialog.error")
 
@@ -705,3 +706,26 @@ def test_only_a_whole_team_digest_counts_as_a_long_read(sqlite_engine: Engine) -
     assert all(dialog.reads_long(Incoming(sender, text=text)) for text in long_reads)
     assert not any(dialog.reads_long(Incoming(sender, text=text)) for text in others)
     assert not dialog.reads_long(Incoming(sender, button="/digest"))
+
+
+def test_a_typed_answer_costs_the_same_statements_as_the_benchmarks_measure(team_engine):
+    """A chat turn that saves a typed answer, statement by statement: the member with their
+    state (and the update's claim, which these events without an update id skip), the deal with
+    its answers, the answer with its history and the deal's touch, the conversation. On
+    PostgreSQL each is one round trip to the server; SQLite reads the deal and its answers, and
+    writes the answer, its history and the touch, one by one. Either way the deal and its
+    answers are read once however often the turn uses them."""
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    assert chat.open_question() == "customer_background"
+    seen: list[str] = []
+
+    @sa_event.listens_for(team_engine, "before_cursor_execute")
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        seen.append(" ".join(statement.split())[:60])
+
+    chat.say("Head office")
+    sa_event.remove(team_engine, "before_cursor_execute", count)
+    assert chat.open_question() != "customer_background"
+    work = [s for s in seen if not s.startswith("BEGIN")]  # SQLite's BEGIN IMMEDIATE
+    assert len(work) == (4 if team_engine.dialect.name == "postgresql" else 7), work

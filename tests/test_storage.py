@@ -36,6 +36,7 @@ from storage.deals import (
     create_deal,
     get_deal,
     get_deal_by_number,
+    get_deal_with_answers,
     list_deals,
     list_stage_changes,
     set_deal_attributes,
@@ -571,28 +572,23 @@ def test_times_read_back_as_utc_even_when_written_by_hand_with_an_offset(engine:
         )
 
 
-def test_answers_are_read_once_per_transaction_and_kept_by_the_writes(
+def test_writes_given_the_answers_read_neither_read_again_and_keep_them_current(
     engine: Engine, session: Session
 ) -> None:
     deal, kwargs = _deal_answered_once(session)
     reads = _counting_answer_reads(engine)
     with transaction(engine) as turn:
-        assert get_answers(turn, deal_id=deal.id) == {"a": 1}
-        assert save_answer(turn, key="b", value=2, **kwargs) is True
-        assert save_answer(turn, key="a", value=3, **kwargs) is True
-        assert delete_answer(turn, key="b", **kwargs) is True
-        assert get_answers(turn, deal_id=deal.id) == {"a": 3}
+        answers = get_answers(turn, deal_id=deal.id)
+        assert answers == {"a": 1}
+        assert save_answer(turn, key="b", value=2, answers=answers, **kwargs) is True
+        assert save_answer(turn, key="a", value=3, answers=answers, **kwargs) is True
+        assert save_answer(turn, key="a", value=3, answers=answers, **kwargs) is False
+        assert delete_answer(turn, key="b", answers=answers, **kwargs) is True
+        assert answers == {"a": 3}
     assert len(reads) == 1
-    with transaction(engine) as other:  # written elsewhere: the next transaction reads again
-        save_answer(other, key="c", value=4, **kwargs)
+    with transaction(engine) as other:  # without the answers, a writer reads them first
+        assert save_answer(other, key="c", value=4, **kwargs) is True
     assert len(reads) == 2
-    with transaction(engine) as turn:
-        assert get_answers(turn, deal_id=deal.id) == {"a": 3, "c": 4}
-        with pytest.raises(RuntimeError), turn.begin_nested():
-            save_answer(turn, key="a", value=5, **kwargs)
-            raise RuntimeError("the savepoint is rolled back")
-        assert get_answers(turn, deal_id=deal.id) == {"a": 3, "c": 4}
-    assert len(reads) == 4  # read afresh after the savepoint
     with Session(engine) as fresh:
         assert get_answers(fresh, deal_id=deal.id) == {"a": 3, "c": 4}
         history = list_answer_changes(fresh, deal_id=deal.id)
@@ -610,9 +606,10 @@ def test_an_answer_removed_by_another_instance_meanwhile_is_inserted_again(
 ) -> None:
     deal, kwargs = _deal_answered_once(session)
     with transaction(engine) as turn:
-        assert get_answers(turn, deal_id=deal.id) == {"a": 1}
+        answers = get_answers(turn, deal_id=deal.id)
+        assert answers == {"a": 1}
         turn.connection().execute(delete(Answer))  # as if another instance had, since the read
-        assert save_answer(turn, key="a", value=2, **kwargs) is True
+        assert save_answer(turn, key="a", value=2, answers=answers, **kwargs) is True
     with Session(engine) as fresh:
         assert get_answers(fresh, deal_id=deal.id) == {"a": 2}
 
@@ -650,11 +647,11 @@ def test_an_answer_its_history_and_the_deals_touch_are_one_statement_on_postgres
     deal, kwargs = _deal_answered_once(session)
     with transaction(engine) as turn:
         held = get_deal(turn, deal_id=deal.id)  # as a turn holds it (the session's are weak)
-        get_answers(turn, deal_id=deal.id)
+        answers = get_answers(turn, deal_id=deal.id)
         statements = _counting_statements(engine)
-        assert save_answer(turn, key="a", value=2, **kwargs) is True
-        assert save_answer(turn, key="b", value=3, **kwargs) is True
-        assert delete_answer(turn, key="a", **kwargs) is True
+        assert save_answer(turn, key="a", value=2, answers=answers, **kwargs) is True
+        assert save_answer(turn, key="b", value=3, answers=answers, **kwargs) is True
+        assert delete_answer(turn, key="a", answers=answers, **kwargs) is True
     assert len(statements) == (3 if engine.dialect.name == "postgresql" else 9)
     assert held.updated_at == LATER
     with Session(engine) as fresh:
@@ -732,7 +729,7 @@ def test_a_turn_starts_with_its_claim_and_the_senders_member_and_state(
 def test_a_deal_read_on_postgresql_brings_its_answers_in_order(
     engine: Engine, session: Session
 ) -> None:
-    """get_answers then needs no round trip of its own; the values are the stored JSON."""
+    """One statement for both on PostgreSQL; the values are the stored JSON, in order."""
     deal, kwargs = _deal_answered_once(session)
     values = {"b": {"nested": [1, 2.5, True, None]}, "c": "中文 <b>", "d": False, "e": 0}
     for key, value in values.items():
@@ -742,10 +739,11 @@ def test_a_deal_read_on_postgresql_brings_its_answers_in_order(
     session.commit()
     reads = _counting_answer_reads(engine)
     with transaction(engine) as turn:
-        held = [get_deal(turn, deal_id=deal.id), get_deal(turn, deal_id=bare.id)]
-        answers = get_answers(turn, deal_id=deal.id)
-        assert get_answers(turn, deal_id=bare.id) == {}
-    assert [d.name for d in held] == [deal.name, "bare"]
+        held, answers = get_deal_with_answers(turn, deal_id=deal.id)
+        bare_held, no_answers = get_deal_with_answers(turn, deal_id=bare.id)
+        assert no_answers == {}
+        assert get_deal_with_answers(turn, deal_id=404) is None
+    assert [d.name for d in (held, bare_held)] == [deal.name, "bare"]
     assert list(answers.items()) == [("a", 1), *values.items()]
     assert [type(v) for v in answers.values()] == [int, dict, str, bool, int]
     assert len(reads) == (0 if engine.dialect.name == "postgresql" else 2)

@@ -6,8 +6,9 @@ import logging
 
 from sqlmodel import Session
 
+from bot.dialog.deal_view import TurnDeals
 from bot.dialog.turn import is_number
-from storage.deals import get_deal, get_deal_by_number, list_deals
+from storage.deals import get_deal_by_number, list_deals
 from storage.models import Deal, Member
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,9 @@ def visible_deals(session: Session, member: Member) -> list[Deal]:
     return list_deals(session, team_id=member.team_id, owner_id=owner, statuses=WORKING_STATUSES)
 
 
-def deal_for(session: Session, member: Member, deal_id: int) -> Deal | None:
+def deal_for(deals: TurnDeals, member: Member, deal_id: int) -> Deal | None:
     """A deal by database id (from a button), or None if it is not the member's to see."""
-    deal = get_deal(session, deal_id=deal_id)
+    deal = deals.load(deal_id)
     if deal is None or not can_see(member, deal):
         log.warning("member %s asked for deal %s they may not see", member.id, deal_id)
         return None

@@ -10,8 +10,7 @@ from bot.dialog.moves import kind_of_move, move_deal
 from bot.dialog.state import EDIT, LOST_REASON, NEW_CUSTOMER, NEW_NAME, QUALIFY, UPDATE
 from bot.dialog.turn import Turn, is_number
 from flows import engine
-from storage.answers import get_answers
-from storage.deals import create_deal, get_deal
+from storage.deals import create_deal
 from storage.models import Deal
 from storage.teams import get_member
 
@@ -110,7 +109,7 @@ def deals_command(turn: Turn, args: str) -> None:
         if len(owners) > 1 or owner_id != turn.member.id:
             lines.append(turn.text("dialog.deals_of", name=name))
         for deal in (d for d in deals if d.owner_id == owner_id):
-            lines.append(render.deal_line(turn, deal, get_answers(turn.session, deal_id=deal.id)))
+            lines.append(render.deal_line(turn, deal, readiness=True))
     turn.say("\n".join(lines))
     show_picker(turn, "u", deals)
     questions.resume(turn)
@@ -163,7 +162,7 @@ def show_fields(turn: Turn, deal: Deal, stage_index: int | None = None) -> None:
     """A stage's questions as buttons, to change one answer; other reached stages below."""
     if refused_as_lost(turn, deal):
         return
-    answers = get_answers(turn.session, deal_id=deal.id)
+    answers = turn.deals.answers(deal)
     current = turn.playbook.stage_index(deal.stage_id)
     shown = current if stage_index is None else min(stage_index, current)
     stage = turn.playbook.stages[shown]
@@ -211,9 +210,8 @@ def gaps_command(turn: Turn, args: str) -> None:
 
 
 def show_gaps(turn: Turn, deal: Deal) -> None:
-    answers = get_answers(turn.session, deal_id=deal.id)
     buttons = [[_update_button(turn, deal)]] if deal.status != "lost" else []
-    turn.say(render.gaps(turn, deal, answers), buttons)
+    turn.say(render.gaps(turn, deal), buttons)
 
 
 def _update_button(turn: Turn, deal: Deal) -> Button:
@@ -237,7 +235,7 @@ def propose_advance(turn: Turn, deal: Deal, target: str | None = None) -> None:
     to_stage = _target_stage(turn, deal, target)
     if to_stage is None:
         return
-    answers = get_answers(turn.session, deal_id=deal.id)
+    answers = turn.deals.answers(deal)
     check = engine.check_advance(playbook, deal.stage_id, to_stage, answers)
     if check.direction == "same":
         return turn.say(turn.text("dialog.already_there", stage=render.stage_name(turn, to_stage)))
@@ -285,7 +283,7 @@ def confirm_advance(turn: Turn, deal: Deal, from_index: int, to_index: int) -> N
         turn.response.notice = turn.text("dialog.old_button")
         return
     to_stage = playbook.stages[to_index].id
-    answers = get_answers(turn.session, deal_id=deal.id)
+    answers = turn.deals.answers(deal)
     check = engine.check_advance(playbook, deal.stage_id, to_stage, answers)
     if not check.allowed:
         return propose_advance(turn, deal, to_stage)
@@ -323,7 +321,7 @@ def lost_reason_text(turn: Turn, text: str) -> None:
     reason = turn.short_text(text, MAX_REASON)
     if reason is None:
         return
-    deal = get_deal(turn.session, deal_id=turn.state.deal_id)
+    deal = turn.deals.load(turn.state.deal_id)
     turn.state.reset()
     if deal is None or deal.status == "lost":
         return

@@ -15,7 +15,6 @@ from bot.dialog.events import Incoming, Reply, Response, StageChanged
 from bot.dialog.turn import Turn
 from bot.dialog.writer import DialogConfig, escape
 from flows.i18n import t
-from storage.deals import get_deal
 from storage.groups import (
     get_group_by_chat,
     get_team_group,
@@ -82,7 +81,7 @@ def announce(turn: Turn) -> None:
 
 
 def announcement(turn: Turn, event: StageChanged) -> str | None:
-    deal = get_deal(turn.session, deal_id=event.deal_id)
+    deal = turn.deals.load(event.deal_id)
     owner = get_member(turn.session, member_id=deal.owner_id)
     amount = turn.money(deal.amount_minor)
     params = {

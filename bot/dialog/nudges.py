@@ -12,7 +12,6 @@ from bot.dialog import render
 from bot.dialog.access import deal_for
 from bot.dialog.buttons import AnswerNudge
 from bot.dialog.turn import Turn, member_now
-from flows import engine
 from flows.nudging import is_paused, reminder_date, reminder_policy
 from flows.playbook import FieldSpec
 from flows.schedule import NudgePolicy, at_local, next_working_morning, reminder_times
@@ -24,9 +23,9 @@ SNOOZE_DAYS = {"1": 1, "7": 7}
 MUTE = "x"
 
 
-def plan_gap_follow_up(turn: Turn, deal: Deal, answers: dict[str, Any]) -> None:
+def plan_gap_follow_up(turn: Turn, deal: Deal) -> None:
     """After an update run: follow up the next working morning if required gaps are left."""
-    report = engine.gap_report(turn.playbook, deal.stage_id, answers)
+    report = turn.deals.gap_report(deal, turn.playbook)
     if deal.status != "open" or report.closed or is_paused(deal, turn.now.date()):
         drop_pending(turn.session, deal_id=deal.id, kinds=("gap",))
         return
@@ -78,7 +77,7 @@ def nudge_button(turn: Turn, pressed: AnswerNudge) -> bool:
     nudge = get_nudge(turn.session, nudge_id=pressed.nudge_id)
     if nudge is None or nudge.member_id != turn.member.id:
         return False
-    deal = deal_for(turn.session, turn.member, nudge.deal_id)
+    deal = deal_for(turn.deals, turn.member, nudge.deal_id)
     if deal is None:
         return False
     title = render.deal_title(turn, deal)

@@ -10,8 +10,6 @@ from bot.dialog.moves import kind_of_move, move_deal
 from bot.dialog.state import EXCEPTION_REASON, OVERRIDE_REASON
 from bot.dialog.turn import Turn
 from flows import engine
-from storage.answers import get_answers
-from storage.deals import get_deal
 from storage.models import Deal
 from storage.requests import create_advance_request, decide_advance_request, get_advance_request
 from storage.teams import get_member, list_members
@@ -53,7 +51,7 @@ def reason_text(turn: Turn, text: str) -> None:
         return
     state = turn.state
     mode, from_index, to_index = state.mode, state.draft.get("from"), state.draft.get("to")
-    deal = get_deal(turn.session, deal_id=state.deal_id)
+    deal = turn.deals.load(state.deal_id)
     state.reset()
     if deal is None or turn.playbook.stage_index(deal.stage_id) != from_index:
         return turn.say(turn.text("dialog.old_button"))
@@ -96,7 +94,7 @@ def _ask_managers(turn: Turn, deal: Deal, from_index: int, to_index: int, reason
         reason=reason,
         now=turn.now,
     )
-    answers = get_answers(turn.session, deal_id=deal.id)
+    answers = turn.deals.answers(deal)
     check = engine.check_advance(turn.playbook, deal.stage_id, to_stage, answers)
     for manager in managers:
         speaker = turn.in_language(manager.language)
@@ -134,7 +132,7 @@ def decide(turn: Turn, request_id: int, approve: bool) -> bool:
     request = get_advance_request(turn.session, request_id=request_id)
     if request is None or turn.member.role not in MANAGING_ROLES:
         return False
-    deal = deal_for(turn.session, turn.member, request.deal_id)
+    deal = deal_for(turn.deals, turn.member, request.deal_id)
     if deal is None:
         return False
     decided = decide_advance_request(

@@ -14,7 +14,7 @@ from flows.nudging import is_paused
 from flows.parsers import Invalid
 from flows.playbook import FieldSpec
 from flows.schedule import at_local
-from storage.deals import get_deal, set_deal_attributes
+from storage.deals import set_deal_attributes
 from storage.models import Deal
 from storage.nudges import drop_pending, schedule_nudge
 
@@ -45,7 +45,7 @@ def ask_pause(turn: Turn, deal: Deal) -> None:
 def pause_text(turn: Turn, text: str) -> None:
     """The reason, then the day to resume."""
     state = turn.state
-    deal = get_deal(turn.session, deal_id=state.deal_id)
+    deal = turn.deals.load(state.deal_id)
     if deal is None:
         return state.reset()
     if state.mode == PAUSE_REASON:

@@ -33,8 +33,7 @@ from flows.engine import Question
 from flows.parsers import Invalid, Valid, parse_checklist
 from flows.playbook import FieldSpec, Playbook
 from flows.stakeholder import PARTS, Part, parse_part
-from storage.answers import get_answers, save_answer
-from storage.deals import get_deal, set_deal_attributes
+from storage.deals import set_deal_attributes
 from storage.models import Deal
 
 # Modes that wait for a typed line (a name, a reason, a date); see bot/dialog/state.py.
@@ -62,23 +61,23 @@ def start_run(turn: Turn, deal: Deal, run: str, key: str | None = None) -> None:
 
 def ask_next(turn: Turn, deal: Deal) -> None:
     """Ask the run's next question, or close the run with a summary."""
-    answers = get_answers(turn.session, deal_id=deal.id)
+    answers = turn.deals.answers(deal)
     state = turn.state
     if state.run == EDIT:
-        return finish_run(turn, deal, answers)
+        return finish_run(turn, deal)
     stage_id = deal.stage_id
     question = engine.next_question(turn.playbook, stage_id, answers, passed=state.passed)
     if question is not None:
         return ask(turn, deal, question, answers)
     if state.run == QUALIFY:
         return _open_qualified_deal(turn, deal, answers)
-    finish_run(turn, deal, answers)
+    finish_run(turn, deal)
 
 
-def finish_run(turn: Turn, deal: Deal, answers: dict[str, Any]) -> None:
+def finish_run(turn: Turn, deal: Deal) -> None:
     turn.state.reset()
-    nudges.plan_gap_follow_up(turn, deal, answers)
-    turn.say(render.summary_card(turn, deal, answers))
+    nudges.plan_gap_follow_up(turn, deal)
+    turn.say(render.summary_card(turn, deal))
 
 
 def ask(turn: Turn, deal: Deal, question: Question, answers: dict[str, Any] | None = None) -> None:
@@ -91,7 +90,7 @@ def ask(turn: Turn, deal: Deal, question: Question, answers: dict[str, Any] | No
     if not state.history or state.history[-1] != question.key:
         state.history.append(question.key)
     if answers is None:
-        answers = get_answers(turn.session, deal_id=deal.id)
+        answers = turn.deals.answers(deal)
     spec = question.spec
     if spec is not None and spec.type == "stakeholder":
         people = answers.get(spec.id) or []
@@ -138,7 +137,7 @@ def current_question(turn: Turn) -> Question:
 
 def repeat_question(turn: Turn, deal: Deal) -> None:
     """Show the open question again, as it stands (after an error or an old button)."""
-    answers = get_answers(turn.session, deal_id=deal.id)
+    answers = turn.deals.answers(deal)
     _show_question(turn, deal, current_question(turn), answers)
 
 
@@ -182,11 +181,9 @@ def _accept(turn: Turn, deal: Deal, question: Question, result: Valid | Invalid)
 
 
 def _save(turn: Turn, deal: Deal, key: str, value: Any, spec: FieldSpec | None) -> None:
-    save_answer(
-        turn.session, deal_id=deal.id, key=key, value=value, member_id=turn.member.id, now=turn.now
-    )
+    turn.deals.save(deal, key, value, member_id=turn.member.id, now=turn.now)
     if spec is not None and turn.playbook.stage_of(key).qualifying:
-        _record_target_fit(turn, deal, get_answers(turn.session, deal_id=deal.id))
+        _record_target_fit(turn, deal, turn.deals.answers(deal))
     if spec is not None and spec.deal_attribute == "amount":
         set_deal_attributes(turn.session, deal_id=deal.id, now=turn.now, amount_minor=value)
     elif spec is not None and spec.deal_attribute == "expected_close":
@@ -200,7 +197,7 @@ def _save(turn: Turn, deal: Deal, key: str, value: Any, spec: FieldSpec | None) 
 def stop_run(turn: Turn, deal: Deal) -> None:
     """End the run early: what was answered is saved; the summary shows what is still open."""
     turn.edit(render.stopped(turn, current_question(turn)))
-    finish_run(turn, deal, get_answers(turn.session, deal_id=deal.id))
+    finish_run(turn, deal)
 
 
 def skip(turn: Turn, deal: Deal) -> None:
@@ -254,7 +251,7 @@ def _multichoice_button(turn: Turn, deal: Deal, question: Question, payload: str
         return repeat_question(turn, deal)
     selected = [s for s in selected if s != option] if option in selected else selected + [option]
     turn.state.draft = {"selected": selected}
-    answers = get_answers(turn.session, deal_id=deal.id)
+    answers = turn.deals.answers(deal)
     text, choices, _ = render.question(turn, deal, question, answers)
     turn.edit(text, _with_controls(turn, choices))
 
@@ -286,7 +283,7 @@ def _store_part(turn: Turn, deal: Deal, question: Question, part: Part, value: A
     if following:
         state.part, state.seq = following[0].id, state.seq + 1
         return repeat_question(turn, deal)
-    people = get_answers(turn.session, deal_id=deal.id).get(question.key) or []
+    people = turn.deals.answers(deal).get(question.key) or []
     _save(turn, deal, question.key, [*people, state.draft], question.spec)
     turn.edit(render.person_added(turn, state.draft))
     state.part, state.draft, state.seq = MORE_PEOPLE, {}, state.seq + 1
@@ -344,7 +341,7 @@ def state_deal(turn: Turn) -> Deal | None:
     """The deal the member's conversation is about, if it still exists in their team."""
     if turn.state.deal_id is None:
         return None
-    deal = get_deal(turn.session, deal_id=turn.state.deal_id)
+    deal = turn.deals.load(turn.state.deal_id)
     if deal is None or deal.team_id != turn.member.team_id:
         turn.state.reset()
         return None

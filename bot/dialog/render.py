@@ -156,9 +156,9 @@ def gap_lines(writer: Writing, report: GapReport) -> list[str]:
     return lines
 
 
-def stage_status(turn: Turn, deal: Deal, answers: dict[str, Any]) -> list[str]:
+def stage_status(turn: Turn, deal: Deal) -> list[str]:
     """Stage, readiness and open gaps of a deal's current stage."""
-    report = engine.gap_report(turn.playbook, deal.stage_id, answers)
+    report = turn.deals.gap_report(deal, turn.playbook)
     stage = turn.playbook.stage(deal.stage_id)
     lines = [
         turn.text(
@@ -191,28 +191,28 @@ def coaching(turn: Turn, stage: Stage, limit: int = 6) -> list[str]:
     return lines
 
 
-def summary_card(turn: Turn, deal: Deal, answers: dict[str, Any]) -> str:
+def summary_card(turn: Turn, deal: Deal) -> str:
     """After an update run: where the deal stands, what is open, what to ask and do next."""
     stage = turn.playbook.stage(deal.stage_id)
     lines = [turn.text("dialog.summary_title", deal=deal_title(turn, deal))]
-    lines += stage_status(turn, deal, answers)
+    lines += stage_status(turn, deal)
     following = engine.next_stage(turn.playbook, deal.stage_id)
     if following is not None and deal.status == "open":
-        report = engine.gap_report(turn.playbook, deal.stage_id, answers)
+        report = turn.deals.gap_report(deal, turn.playbook)
         key = "dialog.ready_to_advance" if report.closed else "dialog.blocked_from"
         lines.append(turn.text(key, stage=turn.local(following.name)))
-    lines += risk_lines(turn, deal, answers)
+    lines += risk_lines(turn, deal)
     lines += coaching(turn, stage)
     return join(lines)
 
 
-def risk_lines(turn: Turn, deal: Deal, answers: dict[str, Any]) -> list[str]:
+def risk_lines(turn: Turn, deal: Deal) -> list[str]:
     """The playbook's risk flags this deal raises, each with the question to think about."""
     flags = raised_flags(
         turn.playbook,
         stage_id=deal.stage_id,
         status=deal.status,
-        answers=answers,
+        answers=turn.deals.view(deal).answers,
         expected_close=deal.expected_close,
         today=turn.now.date(),
     )
@@ -225,9 +225,9 @@ def risk_lines(turn: Turn, deal: Deal, answers: dict[str, Any]) -> list[str]:
     return lines
 
 
-def gaps(turn: Turn, deal: Deal, answers: dict[str, Any]) -> str:
+def gaps(turn: Turn, deal: Deal) -> str:
     lines = [turn.text("dialog.gaps_header", deal=deal_title(turn, deal))]
-    lines += stage_status(turn, deal, answers)
+    lines += stage_status(turn, deal)
     lines += coaching(turn, turn.playbook.stage(deal.stage_id))
     return join(lines)
 
@@ -266,14 +266,13 @@ def qualification(turn: Turn, deal: Deal, misses: list[FieldSpec], answers: dict
     return join([head, *reasons, turn.text("dialog.outside_target_hint")])
 
 
-def deal_line(turn: Turn, deal: Deal, answers: dict[str, Any] | None = None) -> Html:
+def deal_line(turn: Turn, deal: Deal, *, readiness: bool = False) -> Html:
+    """A deal in a list: its title and stage, and how ready it is to move on if asked."""
     stage = stage_name(turn, deal.stage_id)
-    if answers is None or deal.status != "open":
+    if not readiness or deal.status != "open":
         return turn.text("dialog.deal_line_short", deal=deal_title(turn, deal), stage=stage)
-    readiness = engine.gap_report(turn.playbook, deal.stage_id, answers).readiness
-    return turn.text(
-        "dialog.deal_line", deal=deal_title(turn, deal), stage=stage, readiness=readiness
-    )
+    ready = turn.deals.gap_report(deal, turn.playbook).readiness
+    return turn.text("dialog.deal_line", deal=deal_title(turn, deal), stage=stage, readiness=ready)
 
 
 def join(lines: list[str]) -> str:

@@ -45,7 +45,6 @@ from bot.dialog.writer import DialogConfig
 from flows.i18n import LANGUAGES, t
 from flows.nudging import is_paused
 from flows.playbook import Playbook
-from storage.answers import get_answers
 from storage.conversations import save_conversation
 from storage.db import transaction, worth_retrying
 from storage.models import Deal
@@ -264,7 +263,7 @@ def cancel_command(turn: Turn, args: str) -> None:
     deal = questions.state_deal(turn)
     if turn.state.mode == QUESTION and deal is not None:
         # Leaving a run with gaps open still earns a follow-up.
-        nudges.plan_gap_follow_up(turn, deal, get_answers(turn.session, deal_id=deal.id))
+        nudges.plan_gap_follow_up(turn, deal)
     turn.state.reset()
     turn.say(turn.text("dialog.nothing_to_cancel" if was_idle else "dialog.cancelled"))
 
@@ -356,7 +355,7 @@ def _question_button(turn: Turn, pressed: buttons.AnswerQuestion) -> bool:
 
 def _deal_button(turn: Turn, pressed: buttons.PickDeal) -> bool:
     action = DEAL_VERBS.get(pressed.verb)
-    deal = deal_for(turn.session, turn.member, pressed.deal_id) if action else None
+    deal = deal_for(turn.deals, turn.member, pressed.deal_id) if action else None
     if deal is None:
         return False
     action(turn, deal)
@@ -364,7 +363,7 @@ def _deal_button(turn: Turn, pressed: buttons.PickDeal) -> bool:
 
 
 def _resume_button(turn: Turn, pressed: buttons.ResumeDeal) -> bool:
-    deal = deal_for(turn.session, turn.member, pressed.deal_id)
+    deal = deal_for(turn.deals, turn.member, pressed.deal_id)
     if deal is None or not is_paused(deal, turn.now.date()):
         return False  # resumed already (a second tap) or never paused
     pause.resume_button(turn, deal)
@@ -379,7 +378,7 @@ def _moved_deal(turn: Turn, pressed: Move) -> Deal | None:
     stages = len(turn.playbook.stages)
     if pressed.from_index >= stages or pressed.to_index >= stages:
         return None
-    return deal_for(turn.session, turn.member, pressed.deal_id)
+    return deal_for(turn.deals, turn.member, pressed.deal_id)
 
 
 def _advance_button(turn: Turn, pressed: buttons.ConfirmMove) -> bool:
@@ -390,7 +389,7 @@ def _advance_button(turn: Turn, pressed: buttons.ConfirmMove) -> bool:
 
 
 def _edit_button(turn: Turn, pressed: buttons.EditField) -> bool:
-    deal = deal_for(turn.session, turn.member, pressed.deal_id)
+    deal = deal_for(turn.deals, turn.member, pressed.deal_id)
     if deal is None:
         return False
     deals.edit_field(turn, deal, pressed.key)

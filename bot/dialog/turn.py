@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from bot.dialog.deal_view import TurnDeals
 from bot.dialog.events import Button, Reply, Response
 from bot.dialog.state import ConversationState
 from bot.dialog.writer import DialogConfig, Writing
@@ -47,6 +48,10 @@ class Turn(Writing):
     response: Response = field(default_factory=Response)
     # Set to write to someone else (a manager, the team's group) in their language.
     language: str | None = None
+    deals: TurnDeals = field(init=False)  # each deal loaded once, with its answers and gaps
+
+    def __post_init__(self) -> None:
+        self.deals = TurnDeals(self.session)
 
     @property
     def lang(self) -> str:
@@ -54,7 +59,9 @@ class Turn(Writing):
 
     def in_language(self, lang: str) -> Turn:
         """The same turn, writing in another language (replies still go to one response)."""
-        return replace(self, language=lang)
+        other = replace(self, language=lang)
+        other.deals = self.deals
+        return other
 
     def short_text(self, text: str, limit: int) -> str | None:
         """A name or reason typed by the member, or None after saying what is wrong with it."""
