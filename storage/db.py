@@ -90,7 +90,7 @@ def ping_when_idle(engine: Engine, idle_seconds: float = PING_WHEN_IDLE_SECONDS)
 
     A database restart leaves the pool holding dead connections; a check on checkout finds
     them, and the pool replaces them before anyone's work fails. ``pool_pre_ping`` checks on
-    every checkout: a round trip on each chat turn and on each of a nudge tick's 50 records.
+    every checkout: a round trip on each chat turn and on each batch a nudge tick records.
     A connection given back less than ``idle_seconds`` ago is taken as alive; if the server
     went down in that second, that one piece of work fails (and, being a disconnect, makes
     the pool drop all its connections). A dead connection found here means the server
@@ -116,9 +116,10 @@ def checkpoint_in_background(engine: Engine, every_seconds: float = 1.0) -> Call
     """Move SQLite's WAL checkpoints out of the transactions that commit, into a thread.
 
     By default the commit that fills the WAL past 1,000 pages copies it into the database
-    file, fsyncs included: several ms every hundred-odd chat turns, which the event loop
-    waited for (the benchmark's p99). Here the engine's connections turn that off and a daemon
-    thread runs a PASSIVE checkpoint (it waits for no reader or writer) every ``every_seconds``.
+    file, fsyncs included: now and then a chat turn's commit stalls the event loop, which
+    shows in the tail latency (bench/README.md). Here the engine's connections turn that off
+    and a daemon thread runs a PASSIVE checkpoint (it waits for no reader or writer) every
+    ``every_seconds``.
     Nothing to do on PostgreSQL.
 
     Returns:

@@ -94,8 +94,8 @@ def _take_deal_number(session: Session, *, team_id: int) -> int:
     return next_number - 1
 
 
-# Built once: Session.get builds and caches a query on every call, which cost about as much as
-# the load itself (every answer loads its deal).
+# Built once: Session.get builds and caches a query on every call, which costs about as much
+# as the load itself (every answer loads its deal).
 _DEAL_BY_ID = select(Deal).where(col(Deal.id) == bindparam("deal_id"))
 # PostgreSQL: with its answers, which a turn reads next: one round trip to the server, not two.
 _DEAL_AND_ANSWERS_BY_ID = _DEAL_BY_ID.add_columns(ANSWERS_OF_DEAL)

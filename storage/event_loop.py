@@ -1,13 +1,13 @@
 """Database work called from the bot's event loop, without a thread per call.
 
-SQLite answers inside the process in microseconds, so its work simply runs on the loop. A
-PostgreSQL chat turn waits for the server several times. Run in a thread, each wait and return
-cost GIL hand-offs with the loop, and more threads meant more of them (the bot's CPU per update
-is a fifth lower without: bench/README.md). Here the connections use asyncpg, and SQLAlchemy's
+SQLite answers inside the process, so its work simply runs on the loop. A PostgreSQL chat turn
+waits for the server several times. Run in a thread, each wait and return would cost GIL
+hand-offs with the loop, and more threads mean more of them (the bot spends noticeably less CPU
+per update without: bench/README.md). Here the connections use asyncpg, and SQLAlchemy's
 greenlet bridge (what ``AsyncSession.run_sync`` is built on) lets the same synchronous Session
-code await each round trip, so the loop runs other chats' turns meanwhile. asyncpg, not
-psycopg's async mode: a turn cost the bot a fifth less CPU with it (bench/README.md). Everything
-else (migrations, the CLI, the ticks' threads) keeps the psycopg engine.
+code await each round trip, so the loop runs other chats' turns meanwhile. asyncpg rather than
+psycopg's async mode: a turn costs the bot less CPU with it (bench/README.md). Everything else
+(migrations, the CLI, the ticks' threads) keeps the psycopg engine.
 """
 
 from __future__ import annotations
@@ -48,12 +48,13 @@ class LoopDatabase:
         self._async: AsyncEngine | None = None
         self.engine = engine
         if not self.inline:
-            # Imported here: a SQLite bot never needs it (about 80 ms of start-up).
+            # Imported here: it costs a noticeable share of start-up, and a SQLite bot never
+            # needs it.
             from sqlalchemy.ext.asyncio import create_async_engine
 
             # A fixed pool, no overflow: turns beyond it wait for a connection on the loop.
-            # With overflow, every burst of chats opened connections (a server process each)
-            # and closed them again: 325 in one benchmark run, about a fifth of the throughput.
+            # With overflow, every burst of chats would open connections (a server process
+            # each) and close them again, at a large cost in throughput (bench/README.md).
             self._async = create_async_engine(
                 "postgresql+asyncpg://",
                 connect_args={"dsn": libpq_url(engine.url)},

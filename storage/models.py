@@ -70,7 +70,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
         # The stored text parsed in one call: SQLAlchemy's own parse and then
-        # process_result_value took about 3 us a value (a digest reads 200,000).
+        # process_result_value cost much more per value, and a digest reads a great many.
         return _utc_from_sqlite
 
 

@@ -124,7 +124,7 @@ def claim_due_nudges(
 
 
 # Built once, in Core on the table: these run once per batch sent, and building an ORM
-# statement each time cost more than running it (no session state to synchronise anyway).
+# statement each time costs more than running it (no session state to synchronise anyway).
 _NUDGE = Nudge.__table__
 _MINE = (
     _NUDGE.c.id.in_(bindparam("ids", expanding=True)),

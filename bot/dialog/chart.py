@@ -1,9 +1,9 @@
 """The funnel chart of a manager's daily digest, as PNG bytes for Telegram's sendPhoto.
 
-Drawn with Pillow alone. What charts share, the title and stage names, is drawn once per
-language and playbook and kept; each chart copies that page, draws its bars and numbers on it
-and encodes the PNG itself. (matplotlib drew the page until its import, 28 MB of resident
-memory, proved too large a share of the bot's 150 MB budget.)
+Drawn with Pillow alone, not a plotting library such as matplotlib: importing one would take a
+large share of the bot's 150 MB memory target (bench/README.md). What charts share, the title
+and stage names, is drawn once per language and playbook and kept; each chart copies that page,
+draws its bars and numbers on it and encodes the PNG itself.
 
 Fonts are files found by scanning the usual font directories once per process: DejaVu Sans for
 Latin text (Pillow's bundled font when it is not installed) and, for Chinese, the preferred
@@ -279,7 +279,7 @@ def _page(head: str, labels: tuple[str, ...], layout: _Layout) -> Image.Image:
 def _font(path: str | None, points: float) -> tuple[ImageFont.FreeTypeFont, float]:
     """The font (None: Pillow's bundled one) at the image's DPI, without shaping, and how far
     below a line's centre its baseline lies: the centre of the box from the top of "l" to the
-    bottom of "p", as matplotlib centred a line, so every text of a row sits alike."""
+    bottom of "p", so every text of a row sits alike."""
     px, basic = points * DPI / 72, ImageFont.Layout.BASIC
     if path:
         font = ImageFont.truetype(path, px, layout_engine=basic)
@@ -355,10 +355,10 @@ NO_FILTER = b"\x00"  # a PNG row's first byte: its filter type
 def _png(image: Image.Image) -> bytes:
     """An RGB image as a PNG: rows unfiltered, zlib level 1.
 
-    The chart is flat colours on white, which zlib's fastest level compresses well as it is:
-    about 2 ms and 28 kB for four stages. The Sub filter was no faster to compress, made 15%
-    more bytes and needed numpy (10 MB of memory) to compute quickly; Pillow's own encoder
-    (adaptive filters) takes 6 ms even at level 1.
+    The chart is flat colours on white, which zlib's fastest level compresses well as it is,
+    quickly and small. The Sub filter is no faster to compress, makes more bytes and needs
+    numpy (more memory) to compute quickly; Pillow's own encoder (adaptive filters) is slower
+    even at level 1 (bench/README.md).
     """
     width, height = image.size
     stride = 3 * width

@@ -74,9 +74,9 @@ def load_team(
 
 @contextmanager
 def bulk_objects() -> Iterator[None]:
-    """No cyclic garbage collection while a team's objects are made (for 100,000 deals, a
-    quarter of the time went on collections that rescan the growing heap and find nothing:
-    these objects form no cycles, reference counting frees them)."""
+    """No cyclic garbage collection while a team's objects are made (for a large team, much
+    of the time would go on collections that rescan the growing heap and find nothing: these
+    objects form no cycles, reference counting frees them)."""
     enabled = gc.isenabled()
     gc.disable()
     try:

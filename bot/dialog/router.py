@@ -96,8 +96,8 @@ class Dialog:
         self.config = config or DialogConfig()
 
     def reads_long(self, event: Incoming) -> bool:
-        """Whether the event asks for a long read: a whole team's digest (seconds for a team
-        of 100,000 deals), which a caller may want to keep off its event loop."""
+        """Whether the event asks for a long read: a whole team's digest (it can take seconds
+        for a large team), which a caller may want to keep off its event loop."""
         text = event.text or ""
         return event.button is None and text.startswith("/") and _command(text)[0] in LONG_READS
 

@@ -96,9 +96,9 @@ class NudgeRunner:
         """Create a nudge for every deal that went stale (run now and then, not every tick).
 
         A page of STALE_PAGE deals per transaction, with a pause in between: after a long
-        downtime (or on a first start over imported deals) thousands are stale, and one
-        transaction for all of them held SQLite's write lock for seconds, so chat turns and
-        the digest tick waited, then failed with "database is locked".
+        downtime (or on a first start over imported deals) thousands can be stale, and one
+        transaction for all of them would hold SQLite's write lock so long that chat turns and
+        the digest tick waiting for it give up with "database is locked".
 
         Also forgets Telegram update ids too old to be redelivered (housekeeping that needs
         the same slow rhythm). Returns how many deals were stale.

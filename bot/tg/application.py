@@ -45,8 +45,8 @@ class TelegramAdapter:
 
     def __init__(self, dialog: Dialog, application: Application, connections: int):
         # Chat turns run on the event loop: inline on SQLite, which answers inside this process
-        # in microseconds (a thread hand-off cost about as much as the turn); on PostgreSQL
-        # through the async driver, so other chats' turns run while one waits for the server.
+        # (a thread hand-off would cost about as much as the turn); on PostgreSQL through the
+        # async driver, so other chats' turns run while one waits for the server.
         self.database = LoopDatabase(dialog.engine, connections)
         self.dialog = dialog
         self.application = application
@@ -76,7 +76,7 @@ class TelegramAdapter:
             engine = self.database.engine
             response = await self.database.run(self.dialog.handle, meaning, engine=engine)
         else:
-            # A whole team's digest takes seconds for 100,000 deals: in a thread, so the loop
+            # A whole team's digest can take seconds for a large team: in a thread, so the loop
             # keeps sending. Not on SQLite: its write transaction would hold up every other
             # turn anyway (one writer), and they would wait for the lock on the loop.
             response = await asyncio.to_thread(self.dialog.handle, meaning)
@@ -201,9 +201,9 @@ async def send_digests_now(app: App, token: str) -> int:
 def freeze_long_lived_objects() -> None:
     """Hide everything loaded so far from Python's cyclic garbage collector.
 
-    Modules, playbooks and locale data live as long as the process. A full collection scanned
-    them all: a pause of about 100 ms every few minutes that every chat felt (bench/README.md).
-    Frozen, they are no longer scanned; garbage made later is collected as before.
+    Modules, playbooks and locale data live as long as the process, yet every full collection
+    would scan them all again: a pause that every chat feels (bench/README.md). Frozen, they
+    are skipped; garbage made later is collected as usual.
     """
     gc.collect()
     gc.freeze()

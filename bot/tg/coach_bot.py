@@ -14,8 +14,8 @@ class CoachBot(ExtBot):
         """Call ``method`` and return Telegram's answer as the JSON it came in.
 
         A send is answered with the message it made. Nothing in StageCoach reads that message,
-        and PTB's parsing of it (``Message.de_json``) was a large share of the bot's CPU per
-        update (bench/README.md). The request, the rate limiter and the errors raised are those
-        of ``send_message`` and the other wrappers.
+        and PTB's parsing of it (``Message.de_json``) would be a large share of the bot's CPU
+        per update (bench/README.md). The request, the rate limiter and the errors raised are
+        those of ``send_message`` and the other wrappers.
         """
         return await post_unparsed(self, method, params)

@@ -115,8 +115,9 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         self._overall = AsyncLimiter(self._overall_per_second, LIMIT_MARGIN)
         self._chats: OrderedDict[int | str, _Chat] = OrderedDict()
         self._paused_until = 0.0  # global pause, from a 429 on a request without chat_id
-        # Hundreds of background deliveries queue here, not in the HTTP client, whose pool
-        # has as many connections (httpx, PTB's default, rescanned its queue on each request).
+        # Hundreds of background deliveries queue here, not in the HTTP client's pool (it has
+        # as many connections): a client's own queue can cost CPU on every request (httpx,
+        # PTB's default, rescans its queue on each one).
         self._in_flight = asyncio.Semaphore(self._max_in_flight)
 
     @property
