@@ -6,14 +6,16 @@ import logging
 
 from sqlmodel import Session
 
+from bot.dialog.buttons import AskException, ConfirmMove, ForceMove
 from bot.dialog.deal_view import TurnDeals
-from bot.dialog.turn import is_number
+from bot.dialog.turn import Turn, is_number
 from storage.deals import get_deal_by_number, list_deals
 from storage.models import Deal, Member
 
 log = logging.getLogger(__name__)
 MANAGING_ROLES = ("manager", "admin")
 WORKING_STATUSES = ("open", "won")
+MoveButton = ConfirmMove | ForceMove | AskException
 
 
 def can_see(member: Member, deal: Deal) -> bool:
@@ -54,3 +56,11 @@ def find_deal(session: Session, member: Member, ref: str) -> tuple[Deal | None, 
         if needle in d.name.casefold() or needle in d.customer.casefold()
     ]
     return (matches[0], []) if len(matches) == 1 else (None, matches)
+
+
+def moved_deal(turn: Turn, pressed: MoveButton) -> Deal | None:
+    """The deal of a move between two stages the playbook has, if the member may see it."""
+    stages = len(turn.playbook.stages)
+    if pressed.from_index >= stages or pressed.to_index >= stages:
+        return None
+    return deal_for(turn.deals, turn.member, pressed.deal_id)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from bot.dialog import overrides, questions, render
-from bot.dialog.access import find_deal, visible_deals
+from bot.dialog.access import deal_for, find_deal, moved_deal, visible_deals
 from bot.dialog.buttons import ConfirmMove, EditField, PickDeal
 from bot.dialog.events import Button
 from bot.dialog.moves import kind_of_move, move_deal
 from bot.dialog.state import EDIT, LOST_REASON, NEW_CUSTOMER, NEW_NAME, QUALIFY, UPDATE
-from bot.dialog.turn import Turn, is_number
+from bot.dialog.turn import ButtonRoutes, CommandRoutes, DealVerbs, Turn, is_number
 from flows import engine
 from storage.deals import create_deal
 from storage.models import Deal
@@ -327,3 +327,40 @@ def lost_reason_text(turn: Turn, text: str) -> None:
         return
     move_deal(turn, deal, deal.stage_id, "lost", reason=reason)
     turn.say(turn.text("dialog.marked_lost", deal=render.deal_title(turn, deal), reason=reason))
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+def _advance_button(turn: Turn, pressed: ConfirmMove) -> bool:
+    deal = moved_deal(turn, pressed)
+    if deal is not None:
+        confirm_advance(turn, deal, pressed.from_index, pressed.to_index)
+    return deal is not None
+
+
+def _edit_button(turn: Turn, pressed: EditField) -> bool:
+    deal = deal_for(turn.deals, turn.member, pressed.deal_id)
+    if deal is None:
+        return False
+    edit_field(turn, deal, pressed.key)
+    return True
+
+
+COMMANDS: CommandRoutes = {
+    "new": new_command,
+    "deals": deals_command,
+    "update": update_command,
+    "edit": edit_command,
+    "gaps": gaps_command,
+    "advance": advance_command,
+    "lost": lost_command,
+}
+BUTTONS: ButtonRoutes = {ConfirmMove: _advance_button, EditField: _edit_button}
+DEAL_VERBS: DealVerbs = {
+    "u": run_update,
+    "g": show_gaps,
+    "a": propose_advance,
+    "l": ask_lost_reason,
+    "e": show_fields,
+}

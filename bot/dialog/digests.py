@@ -20,7 +20,7 @@ from sqlmodel import Session
 from bot.dialog import render
 from bot.dialog.access import MANAGING_ROLES
 from bot.dialog.events import Reply
-from bot.dialog.turn import Turn
+from bot.dialog.turn import CommandRoutes, Turn
 from bot.dialog.writer import Writing
 from flows.digest import (
     DealFacts,
@@ -340,3 +340,6 @@ def _deal(writer: Writing, deal: DealSnapshot) -> str:
         customer=deal.customer,
         rep=deal.owner_name,
     )
+
+
+COMMANDS: CommandRoutes = {"digest": digest_command}

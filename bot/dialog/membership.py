@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from bot.dialog.access import MANAGING_ROLES
 from bot.dialog.events import Incoming, Reply, Response
-from bot.dialog.turn import Turn
+from bot.dialog.turn import CommandRoutes, Turn
 from bot.dialog.writer import DialogConfig, escape
 from flows.i18n import LANGUAGES, t
 from storage.invites import create_invite, redeem_invite, set_invite_user
@@ -91,3 +91,6 @@ def invite_link(config: DialogConfig, code: str) -> str:
     if config.bot_username:
         return f"https://t.me/{config.bot_username}?start={code}"
     return f"/start {code}"
+
+
+COMMANDS: CommandRoutes = {"invite": invite_command}

@@ -11,7 +11,7 @@ from typing import Any
 from bot.dialog import render
 from bot.dialog.access import deal_for
 from bot.dialog.buttons import AnswerNudge
-from bot.dialog.turn import Turn, member_now
+from bot.dialog.turn import ButtonRoutes, Turn, member_now
 from flows.nudging import is_paused, reminder_date, reminder_policy
 from flows.playbook import FieldSpec
 from flows.schedule import NudgePolicy, at_local, next_working_morning, reminder_times
@@ -91,3 +91,6 @@ def nudge_button(turn: Turn, pressed: AnswerNudge) -> bool:
     key = f"nudge.snoozed_{pressed.action}" if snoozed is not None else "nudge.muted"
     turn.response.notice = turn.text(key, deal=title)
     return True
+
+
+BUTTONS: ButtonRoutes = {AnswerNudge: nudge_button}

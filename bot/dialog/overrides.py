@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from bot.dialog import render
-from bot.dialog.access import MANAGING_ROLES, deal_for
+from bot.dialog.access import MANAGING_ROLES, deal_for, moved_deal
 from bot.dialog.buttons import AskException, DecideRequest, ForceMove
 from bot.dialog.events import Button
 from bot.dialog.moves import kind_of_move, move_deal
 from bot.dialog.state import EXCEPTION_REASON, OVERRIDE_REASON
-from bot.dialog.turn import Turn
+from bot.dialog.turn import ButtonRoutes, Turn
 from flows import engine
 from storage.models import Deal
 from storage.requests import create_advance_request, decide_advance_request, get_advance_request
@@ -173,3 +173,28 @@ def _tell_rep(turn: Turn, deal: Deal, rep_id: int, to_stage: str, outcome: str) 
         ),
         chat_id=rep.telegram_user_id,
     )
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+def _reason_button(mode: str):
+    def handler(turn: Turn, pressed: ForceMove | AskException) -> bool:
+        deal = moved_deal(turn, pressed)
+        if deal is None or (mode == OVERRIDE_REASON and turn.member.role not in MANAGING_ROLES):
+            return False
+        start_reason(turn, deal, mode, pressed.from_index, pressed.to_index)
+        return True
+
+    return handler
+
+
+def _decision_button(turn: Turn, pressed: DecideRequest) -> bool:
+    return decide(turn, pressed.request_id, pressed.approve)
+
+
+BUTTONS: ButtonRoutes = {
+    ForceMove: _reason_button(OVERRIDE_REASON),
+    AskException: _reason_button(EXCEPTION_REASON),
+    DecideRequest: _decision_button,
+}

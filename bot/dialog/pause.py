@@ -4,12 +4,13 @@ cycle); on that day the rep is asked to update it."""
 from __future__ import annotations
 
 from bot.dialog import render
+from bot.dialog.access import deal_for
 from bot.dialog.buttons import ResumeDeal
 from bot.dialog.deals import refused_as_lost, run_update, with_deal
 from bot.dialog.events import Button
 from bot.dialog.nudges import owner_now
 from bot.dialog.state import PAUSE_REASON, PAUSE_UNTIL
-from bot.dialog.turn import Turn
+from bot.dialog.turn import ButtonRoutes, CommandRoutes, DealVerbs, Turn
 from flows.nudging import is_paused
 from flows.parsers import Invalid
 from flows.playbook import FieldSpec
@@ -94,3 +95,19 @@ def resume_button(turn: Turn, deal: Deal) -> None:
     drop_pending(turn.session, deal_id=deal.id, kinds=("resume",))
     turn.edit(turn.text("pause.resumed", deal=render.deal_title(turn, deal)))
     run_update(turn, deal)
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+def _resume_button(turn: Turn, pressed: ResumeDeal) -> bool:
+    deal = deal_for(turn.deals, turn.member, pressed.deal_id)
+    if deal is None or not is_paused(deal, turn.now.date()):
+        return False  # resumed already (a second tap) or never paused
+    resume_button(turn, deal)
+    return True
+
+
+COMMANDS: CommandRoutes = {"pause": pause_command}
+BUTTONS: ButtonRoutes = {ResumeDeal: _resume_button}
+DEAL_VERBS: DealVerbs = {"p": ask_pause}

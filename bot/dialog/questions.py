@@ -27,7 +27,7 @@ from bot.dialog.state import (
     UPDATE,
     ConversationState,
 )
-from bot.dialog.turn import Turn
+from bot.dialog.turn import ButtonRoutes, Turn
 from flows import engine
 from flows.engine import Question
 from flows.parsers import Invalid, Valid, parse_checklist
@@ -356,3 +356,17 @@ def resume(turn: Turn) -> None:
         repeat_question(turn, deal)
     elif mode in TEXT_MODES:
         turn.say(turn.text(f"dialog.resume_{mode}"), expects_text=True)
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+def _question_button(turn: Turn, pressed: AnswerQuestion) -> bool:
+    deal = state_deal(turn)
+    if turn.state.mode != QUESTION or pressed.seq != turn.state.seq or deal is None:
+        return False
+    answer_button(turn, deal, pressed.payload)
+    return True
+
+
+BUTTONS: ButtonRoutes = {AnswerQuestion: _question_button}

@@ -7,10 +7,10 @@ returned, so an accepted answer is saved before the member sees the next questio
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -19,6 +19,7 @@ from bot.dialog import (
     buttons,
     deals,
     digests,
+    general,
     groups,
     membership,
     nudges,
@@ -26,11 +27,10 @@ from bot.dialog import (
     pause,
     questions,
 )
-from bot.dialog.access import MANAGING_ROLES, deal_for
-from bot.dialog.events import Button, Incoming, Reply, Response
+from bot.dialog.access import deal_for
+from bot.dialog.events import Incoming, Reply, Response
 from bot.dialog.state import (
     EXCEPTION_REASON,
-    IDLE,
     LOST_REASON,
     NEW_CUSTOMER,
     NEW_NAME,
@@ -40,20 +40,19 @@ from bot.dialog.state import (
     QUESTION,
     ConversationState,
 )
-from bot.dialog.turn import Turn, member_now
+from bot.dialog.turn import ButtonRoutes, CommandRoutes, DealVerbs, Turn, member_now
 from bot.dialog.writer import DialogConfig
-from flows.i18n import LANGUAGES, t
-from flows.nudging import is_paused
+from flows.i18n import t
 from flows.playbook import Playbook
 from storage.conversations import save_conversation
 from storage.db import transaction, worth_retrying
-from storage.models import Deal
-from storage.teams import get_member_by_telegram_id, update_member
+from storage.teams import get_member_by_telegram_id
 from storage.turns import start_turn
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 MAX_TEXT = 4000  # longer messages are refused before any parsing
+K, V = TypeVar("K"), TypeVar("V")
 
 
 def utc_now() -> datetime:
@@ -239,97 +238,10 @@ def on_command(turn: Turn, text: str) -> None:
     handler(turn, args.strip())
 
 
-def help_command(turn: Turn, args: str) -> None:
-    turn.say(turn.text("dialog.help"))
-    questions.resume(turn)
-
-
-def skip_command(turn: Turn, args: str) -> None:
-    deal = questions.state_deal(turn)
-    if turn.state.mode == QUESTION and deal is not None:
-        return questions.skip(turn, deal)
-    turn.say(turn.text("dialog.nothing_to_skip"))
-
-
-def back_command(turn: Turn, args: str) -> None:
-    deal = questions.state_deal(turn)
-    if turn.state.mode == QUESTION and deal is not None:
-        return questions.back(turn, deal)
-    turn.say(turn.text("dialog.nothing_to_skip"))
-
-
-def cancel_command(turn: Turn, args: str) -> None:
-    was_idle = turn.state.mode == IDLE
-    deal = questions.state_deal(turn)
-    if turn.state.mode == QUESTION and deal is not None:
-        # Leaving a run with gaps open still earns a follow-up.
-        nudges.plan_gap_follow_up(turn, deal)
-    turn.state.reset()
-    turn.say(turn.text("dialog.nothing_to_cancel" if was_idle else "dialog.cancelled"))
-
-
-def tz_command(turn: Turn, args: str) -> None:
-    """``/tz Europe/Berlin``: the member's time zone, for dates and reminders."""
-    zone = args.strip()
-    if not zone:
-        return turn.say(turn.text("dialog.tz_current", zone=turn.member.timezone))
-    try:
-        if len(zone) > 64:
-            raise ValueError(zone)
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return turn.say(turn.text("dialog.tz_unknown", zone=zone[:64]))
-    update_member(turn.session, member_id=turn.member.id, timezone=zone)
-    turn.say(turn.text("dialog.tz_set", zone=zone))
-    questions.resume(turn)
-
-
-def lang_command(turn: Turn, args: str) -> None:
-    choice = args.strip().lower()
-    if choice not in LANGUAGES:
-        choices = [
-            [
-                Button("中文", buttons.PickLanguage("zh").encode()),
-                Button("English", buttons.PickLanguage("en").encode()),
-            ]
-        ]
-        return turn.say(turn.text("dialog.pick_language"), choices)
-    set_language(turn, choice)
-
-
-def set_language(turn: Turn, lang: str) -> None:
-    update_member(turn.session, member_id=turn.member.id, language=lang)
-    turn.member.language = lang
-    turn.say(turn.text("dialog.language_set"))
-    questions.resume(turn)
-
-
 def _command(text: str) -> tuple[str, str]:
     """``/Digest@StageCoachBot  week`` -> ("digest", " week")."""
     word, _, args = text[1:].partition(" ")
     return word.split("@")[0].lower(), args
-
-
-COMMANDS = {
-    "start": help_command,
-    "help": help_command,
-    "new": deals.new_command,
-    "deals": deals.deals_command,
-    "update": deals.update_command,
-    "edit": deals.edit_command,
-    "gaps": deals.gaps_command,
-    "advance": deals.advance_command,
-    "lost": deals.lost_command,
-    "skip": skip_command,
-    "back": back_command,
-    "cancel": cancel_command,
-    "lang": lang_command,
-    "tz": tz_command,
-    "invite": membership.invite_command,
-    "pause": pause.pause_command,
-    "digest": digests.digest_command,
-}
-LONG_READS = frozenset({"digest"})  # commands that read a whole team
 
 
 # -- button presses --------------------------------------------------------------------------
@@ -345,15 +257,8 @@ def on_button(turn: Turn, data: str) -> None:
         questions.resume(turn)
 
 
-def _question_button(turn: Turn, pressed: buttons.AnswerQuestion) -> bool:
-    deal = questions.state_deal(turn)
-    if turn.state.mode != QUESTION or pressed.seq != turn.state.seq or deal is None:
-        return False
-    questions.answer_button(turn, deal, pressed.payload)
-    return True
-
-
 def _deal_button(turn: Turn, pressed: buttons.PickDeal) -> bool:
+    """A deal picked from a list, for what the features' DEAL_VERBS say its verb means."""
     action = DEAL_VERBS.get(pressed.verb)
     deal = deal_for(turn.deals, turn.member, pressed.deal_id) if action else None
     if deal is None:
@@ -362,81 +267,24 @@ def _deal_button(turn: Turn, pressed: buttons.PickDeal) -> bool:
     return True
 
 
-def _resume_button(turn: Turn, pressed: buttons.ResumeDeal) -> bool:
-    deal = deal_for(turn.deals, turn.member, pressed.deal_id)
-    if deal is None or not is_paused(deal, turn.now.date()):
-        return False  # resumed already (a second tap) or never paused
-    pause.resume_button(turn, deal)
-    return True
+# -- the routes, put together ---------------------------------------------------------------
 
 
-Move = buttons.ConfirmMove | buttons.ForceMove | buttons.AskException
+def compose(tables: Iterable[dict[K, V]]) -> dict[K, V]:
+    """One table from the features' own; a name claimed twice is a mistake caught at import."""
+    composed: dict[K, V] = {}
+    for table in tables:
+        twice = composed.keys() & table.keys()
+        if twice:
+            raise ValueError(f"routes declared twice: {sorted(map(str, twice))}")
+        composed.update(table)
+    return composed
 
 
-def _moved_deal(turn: Turn, pressed: Move) -> Deal | None:
-    """The deal of a move between two stages the playbook has, if the member may see it."""
-    stages = len(turn.playbook.stages)
-    if pressed.from_index >= stages or pressed.to_index >= stages:
-        return None
-    return deal_for(turn.deals, turn.member, pressed.deal_id)
-
-
-def _advance_button(turn: Turn, pressed: buttons.ConfirmMove) -> bool:
-    deal = _moved_deal(turn, pressed)
-    if deal is not None:
-        deals.confirm_advance(turn, deal, pressed.from_index, pressed.to_index)
-    return deal is not None
-
-
-def _edit_button(turn: Turn, pressed: buttons.EditField) -> bool:
-    deal = deal_for(turn.deals, turn.member, pressed.deal_id)
-    if deal is None:
-        return False
-    deals.edit_field(turn, deal, pressed.key)
-    return True
-
-
-def _language_button(turn: Turn, pressed: buttons.PickLanguage) -> bool:
-    if pressed.lang not in LANGUAGES:
-        return False
-    set_language(turn, pressed.lang)
-    return True
-
-
-def _reason_button(mode: str):
-    def handler(turn: Turn, pressed: buttons.ForceMove | buttons.AskException) -> bool:
-        deal = _moved_deal(turn, pressed)
-        if deal is None or (mode == OVERRIDE_REASON and turn.member.role not in MANAGING_ROLES):
-            return False
-        overrides.start_reason(turn, deal, mode, pressed.from_index, pressed.to_index)
-        return True
-
-    return handler
-
-
-def _decision_button(turn: Turn, pressed: buttons.DecideRequest) -> bool:
-    return overrides.decide(turn, pressed.request_id, pressed.approve)
-
-
-BUTTONS = {
-    buttons.AnswerQuestion: _question_button,
-    buttons.PickDeal: _deal_button,
-    buttons.ConfirmMove: _advance_button,
-    buttons.EditField: _edit_button,
-    buttons.PickLanguage: _language_button,
-    buttons.ForceMove: _reason_button(OVERRIDE_REASON),
-    buttons.AskException: _reason_button(EXCEPTION_REASON),
-    buttons.DecideRequest: _decision_button,
-    buttons.AnswerNudge: nudges.nudge_button,
-    buttons.ResumeDeal: _resume_button,
-}
-
-# What a deal picked from a list is for (buttons.PickDeal's verb).
-DEAL_VERBS = {
-    "u": deals.run_update,
-    "g": deals.show_gaps,
-    "a": deals.propose_advance,
-    "l": deals.ask_lost_reason,
-    "e": deals.show_fields,
-    "p": pause.ask_pause,
-}
+FEATURES = (general, deals, questions, overrides, pause, nudges, digests, membership)
+COMMANDS: CommandRoutes = compose(getattr(f, "COMMANDS", {}) for f in FEATURES)
+DEAL_VERBS: DealVerbs = compose(getattr(f, "DEAL_VERBS", {}) for f in FEATURES)
+BUTTONS: ButtonRoutes = compose(
+    [*(getattr(f, "BUTTONS", {}) for f in FEATURES), {buttons.PickDeal: _deal_button}]
+)
+LONG_READS = frozenset({"digest"})  # commands that read a whole team

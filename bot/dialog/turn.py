@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -87,3 +89,11 @@ class Turn(Writing):
     ) -> None:
         rows = tuple(tuple(row) for row in buttons or [] if row)
         self.response.replies.append(Reply(text, rows, expects_text, chat_id))
+
+
+# How a feature module declares what it handles (bot/dialog/router.py puts them together):
+# commands by name, button presses by their data's kind (bot/dialog/buttons.py; a handler says
+# whether the press was still valid), and what a deal picked from a list is for.
+CommandRoutes = dict[str, Callable[[Turn, str], None]]
+ButtonRoutes = dict[type, Callable[[Turn, Any], bool]]
+DealVerbs = dict[str, Callable[[Turn, Any], None]]
