@@ -6,7 +6,7 @@ import logging
 
 from sqlmodel import Session
 
-from bot.dialog.buttons import AskException, ConfirmMove, ForceMove
+from bot.dialog.buttons import Move
 from bot.dialog.deal_view import TurnDeals
 from bot.dialog.turn import Turn, is_number
 from storage.deals import get_deal_by_number, list_deals
@@ -15,7 +15,6 @@ from storage.models import Deal, Member
 log = logging.getLogger(__name__)
 MANAGING_ROLES = ("manager", "admin")
 WORKING_STATUSES = ("open", "won")
-MoveButton = ConfirmMove | ForceMove | AskException
 
 
 def can_see(member: Member, deal: Deal) -> bool:
@@ -58,7 +57,7 @@ def find_deal(session: Session, member: Member, ref: str) -> tuple[Deal | None, 
     return (matches[0], []) if len(matches) == 1 else (None, matches)
 
 
-def moved_deal(turn: Turn, pressed: MoveButton) -> Deal | None:
+def moved_deal(turn: Turn, pressed: Move) -> Deal | None:
     """The deal of a move between two stages the playbook has, if the member may see it."""
     stages = len(turn.playbook.stages)
     if pressed.from_index >= stages or pressed.to_index >= stages:

@@ -52,13 +52,19 @@ class PickDeal(ButtonData):
 
 
 @dataclass(frozen=True)
-class ConfirmMove(ButtonData):
-    """Move a deal from one stage (its index) to another, once nothing blocks it."""
+class Move(ButtonData):
+    """A deal's move from one stage to another, by the stages' indexes."""
 
-    TAG = "a"
     deal_id: int
     from_index: int
     to_index: int
+
+
+@dataclass(frozen=True)
+class ConfirmMove(Move):
+    """Move the deal, once nothing blocks it."""
+
+    TAG = "a"
 
 
 @dataclass(frozen=True)
@@ -77,23 +83,17 @@ class PickLanguage(ButtonData):
 
 
 @dataclass(frozen=True)
-class ForceMove(ButtonData):
+class ForceMove(Move):
     """A manager forces a blocked move (a reason is asked next)."""
 
     TAG = "f"
-    deal_id: int
-    from_index: int
-    to_index: int
 
 
 @dataclass(frozen=True)
-class AskException(ButtonData):
+class AskException(Move):
     """A rep asks the managers to allow a blocked move (a reason is asked next)."""
 
     TAG = "x"
-    deal_id: int
-    from_index: int
-    to_index: int
 
 
 @dataclass(frozen=True)
