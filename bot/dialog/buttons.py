@@ -12,7 +12,8 @@ question still open) is for the feature that handles the press.
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
+from functools import cache
 from typing import ClassVar
 
 from bot.dialog.turn import is_number
@@ -26,8 +27,8 @@ class ButtonData:
     TAG: ClassVar[str]
 
     def encode(self) -> str:
-        parts = [self.TAG, *(_write(value) for value in astuple(self))]  # type: ignore[call-overload]
-        text = ":".join(parts)
+        values = (_write(getattr(self, name)) for name, _ in _fields(type(self)))
+        text = ":".join((self.TAG, *values))
         if len(text.encode("utf-8")) > MAX_BYTES:
             raise ValueError(f"button data over {MAX_BYTES} bytes: {text!r}")
         return text
@@ -146,13 +147,19 @@ def decode(data: str) -> ButtonData | None:
     if kind is None:
         return None
     parts = rest.split(":")
-    wanted = fields(kind)  # type: ignore[arg-type]
+    wanted = _fields(kind)
     if len(parts) != len(wanted):
         return None
-    values = [_read(part, spec.type) for part, spec in zip(parts, wanted, strict=True)]
+    values = [_read(part, type_name) for part, (_, type_name) in zip(parts, wanted, strict=True)]
     if any(value is None for value in values):
         return None
     return kind(*values)
+
+
+@cache
+def _fields(kind: type[ButtonData]) -> tuple[tuple[str, str], ...]:
+    """A kind's fields in order, as (name, type name): looked up once, every button uses them."""
+    return tuple((spec.name, str(spec.type)) for spec in fields(kind))  # type: ignore[arg-type]
 
 
 def _write(value: int | str | bool) -> str:
@@ -161,7 +168,7 @@ def _write(value: int | str | bool) -> str:
     return str(value)
 
 
-def _read(text: str, type_name: object) -> int | str | bool | None:
+def _read(text: str, type_name: str) -> int | str | bool | None:
     if type_name == "bool":
         return {"1": True, "0": False}.get(text)
     if type_name == "int":
