@@ -10,8 +10,9 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from flows.parsers import Valid, parse_answer
+from flows.parsers import parse_answer
 from flows.playbook import FieldSpec, Playbook
+from flows.reading import Valid
 
 TEXTS = (
     "Head office training centre",

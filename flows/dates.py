@@ -45,7 +45,7 @@ class DateProblem(ValueError):
 
 
 def read_date(text: str, now: datetime, *, fallback: bool = True) -> date:
-    """A date from folded text (``parsers.fold``), relative to ``now.date()``.
+    """A date from folded text (``reading.fold``), relative to ``now.date()``.
 
     Raises:
         DateProblem: ``parse.date_invalid`` (unreadable or impossible, e.g. 2026-02-30) or

@@ -1,7 +1,7 @@
 """Reading amounts the way reps type them: ``1,200``, ``1.2万``, ``500k``, ``五十万``, ``¥500,000``.
 
 Everything is exact: digits go straight into ``Decimal`` (never through ``float``), so ``0.1`` yuan
-is exactly 10 fen. Readers take *folded* text (see ``parsers.fold``: NFKC, lower case, ASCII
+is exactly 10 fen. Readers take *folded* text (see ``reading.fold``: NFKC, lower case, ASCII
 minus) and return ``None`` when the text is not an amount; they never raise.
 """
 

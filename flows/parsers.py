@@ -11,15 +11,14 @@ labels, formatted bounds) is a table ``{lang: text}``, rendered by ``message`` i
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from flows.dates import FIRST_YEAR, LAST_YEAR, DateProblem, read_date, show_date
-from flows.i18n import DEFAULT_LANGUAGE, LANGUAGES, normalise_language, t
+from flows.i18n import normalise_language, t
 from flows.numbers import (
     plain,
     read_money,
@@ -30,6 +29,8 @@ from flows.numbers import (
     to_minor,
 )
 from flows.playbook import FieldSpec, Option
+from flows.reading import Invalid, Valid, clean, fold, has_words, match_option, per_language
+from flows.stakeholder import describe
 
 DEFAULT_CURRENCY = "CNY"
 MAX_TEXT = 1000
@@ -39,55 +40,11 @@ _MAX_DATE_CHARS = 40
 _BABEL_LOCALES = {"zh": "zh_CN", "en": "en_US"}
 
 
-@dataclass(frozen=True)
-class Valid:
-    value: Any  # JSON-serialisable normalised value
-
-
-@dataclass(frozen=True)
-class Invalid:
-    code: str  # an i18n key, e.g. "parse.money_invalid"
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def message(self, lang: str) -> str:
-        lang = normalise_language(lang)
-        return t(lang, self.code, **{k: _in_language(v, lang) for k, v in self.params.items()})
-
-
-def _in_language(value: Any, lang: str) -> Any:
-    if isinstance(value, dict):
-        return value.get(lang) or value.get(DEFAULT_LANGUAGE, "")
-    return value
-
-
-def per_language(render: Callable[[str], str]) -> dict[str, str]:
-    """A language-dependent Invalid param: ``{lang: render(lang)}`` for every language."""
-    return {lang: render(lang) for lang in LANGUAGES}
-
-
 # -- text preparation -----------------------------------------------------------------------------
-# Control characters (keeping tab and newline) come from copy-paste and are never meant.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _YES = {"是", "是的", "对", "对的", "有", "要", "好", "好的", "可以", "行", "嗯", "确认", "已确认"}
 _YES |= {"yes", "y", "yeah", "yep", "true", "ok", "okay", "sure", "✓", "✔"}
 _NO = {"否", "不", "不是", "没有", "没", "无", "不对", "不要", "不行", "还没", "还没有"}
 _NO |= {"no", "n", "nope", "false", "×", "✗"}
-
-
-def clean(text: str) -> str:
-    """Drop control characters and surrounding whitespace; the rep's wording is kept."""
-    return _CONTROL.sub("", text).strip()
-
-
-def has_words(text: str) -> bool:
-    """Whether text holds a letter or digit: emoji or punctuation alone say nothing."""
-    return any(unicodedata.category(char)[0] in "LN" for char in text)
-
-
-def fold(text: str) -> str:
-    """For matching only: full-width → ASCII (NFKC), case-folded, one space between words."""
-    text = unicodedata.normalize("NFKC", text).casefold().replace("\u2212", "-")
-    return " ".join(text.split())
 
 
 def read_yesno(text: str) -> bool | None:
@@ -95,18 +52,6 @@ def read_yesno(text: str) -> bool | None:
     if word in _YES:
         return True
     return False if word in _NO else None
-
-
-def match_option(
-    folded: str, choices: Sequence[tuple[str, Iterable[str]]], *, by_number: bool = True
-) -> str | None:
-    """The id of the choice named by its id, any of its labels, or its 1-based number."""
-    for option_id, labels in choices:
-        if folded == fold(option_id) or folded in {fold(label) for label in labels}:
-            return option_id
-    if by_number and folded.isdecimal() and len(folded) <= 3 and 0 < int(folded) <= len(choices):
-        return choices[int(folded) - 1][0]
-    return None
 
 
 # -- public API -----------------------------------------------------------------------------------
@@ -388,8 +333,6 @@ def _show_choices(spec: FieldSpec, ids: Sequence[str], lang: str) -> str:
 
 
 def _show_stakeholders(value: dict | list, lang: str) -> str:
-    from flows.stakeholder import describe  # imported here: stakeholder builds on this module
-
     people = value if isinstance(value, list) else [value]
     return "\n".join(describe(person, lang) for person in people)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows.i18n import LANGUAGES, t
-from flows.parsers import Invalid, Valid, clean, fold, match_option, per_language
+from flows.reading import Invalid, Valid, clean, fold, match_option, per_language
 
 MAX_CHARS = 100
 

@@ -7,6 +7,8 @@
 - A library's private modules (and SQLAlchemy's internals) are imported only by that
   library's fence module (``FENCES``), whose assumptions tests/test_upgrade_contracts.py checks.
 
+No package's modules import each other round a cycle, not even from inside a function.
+
 Imports under ``if TYPE_CHECKING:`` are annotations only and are not counted.
 """
 
@@ -122,6 +124,43 @@ def crossings(root: Path) -> list[str]:
 
 def test_the_code_keeps_its_boundaries():
     assert crossings(ROOT) == []
+
+
+def cycles(root: Path, folder: str) -> list[list[str]]:
+    """Import cycles among the modules of one package (imports inside functions included)."""
+    graph: dict[str, set[str]] = {}
+    for item in imports_of(root, folder):
+        module = item.path.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
+        graph.setdefault(module, set())
+        targets = [item.module, *(f"{item.module}.{name}" for name in item.names)]
+        graph[module] |= {t for t in targets if t.startswith(f"{folder}.")}
+    found, done = [], set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            found.append(path[path.index(module) :] + [module])
+            return
+        if module in done:
+            return
+        for target in sorted(graph.get(module, ())):
+            visit(target, [*path, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+    return found
+
+
+@pytest.mark.parametrize("folder", ["flows", "storage", "bot"])
+def test_no_module_imports_itself_round_a_cycle(folder: str):
+    assert cycles(ROOT, folder) == []
+
+
+def test_a_cycle_is_caught(tmp_path: Path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "a.py").write_text("from flows.b import x\n", encoding="utf-8")
+    (tmp_path / "flows" / "b.py").write_text("def f():\n    from flows import a\n", "utf-8")
+    assert cycles(tmp_path, "flows") == [["flows.a", "flows.b", "flows.a"]]
 
 
 @pytest.mark.parametrize(

@@ -12,15 +12,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from flows.parsers import (
-    Invalid,
-    Valid,
-    example,
-    format_value,
-    parse_answer,
-    parse_checklist,
-)
+from flows.parsers import example, format_value, parse_answer, parse_checklist
 from flows.playbook import FieldSpec, FieldType, Option
+from flows.reading import Invalid, Valid
 
 # A Thursday; this week runs Mon 23 Nov .. Sun 29 Nov.
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.parsers import Invalid, Valid
+from flows.reading import Invalid, Valid
 from flows.stakeholder import PARTS, describe, option_label, parse_part, part_prompt
 
 NAME, TITLE, ROLE, INFLUENCE, ATTITUDE = PARTS

@@ -12,8 +12,8 @@ from bot.dialog.nudges import owner_now
 from bot.dialog.state import PAUSE_REASON, PAUSE_UNTIL
 from bot.dialog.turn import ButtonRoutes, CommandRoutes, DealVerbs, Turn
 from flows.nudging import is_paused
-from flows.parsers import Invalid
 from flows.playbook import FieldSpec
+from flows.reading import Invalid
 from flows.schedule import at_local
 from storage.deals import set_deal_attributes
 from storage.models import Deal

@@ -30,8 +30,9 @@ from bot.dialog.state import (
 from bot.dialog.turn import ButtonRoutes, Turn
 from flows import engine
 from flows.engine import Question
-from flows.parsers import Invalid, Valid, parse_checklist
+from flows.parsers import parse_checklist
 from flows.playbook import FieldSpec, Playbook
+from flows.reading import Invalid, Valid
 from flows.stakeholder import PARTS, Part, parse_part
 from storage.deals import set_deal_attributes
 from storage.models import Deal

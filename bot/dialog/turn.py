@@ -14,8 +14,8 @@ from bot.dialog.deal_view import TurnDeals
 from bot.dialog.events import Button, Reply, Response
 from bot.dialog.state import ConversationState
 from bot.dialog.writer import DialogConfig, Writing
-from flows.parsers import has_words
 from flows.playbook import Playbook
+from flows.reading import has_words
 from storage.models import Member
 
 

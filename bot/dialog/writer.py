@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from flows.i18n import pick, t
-from flows.parsers import Invalid, Valid, format_money, format_value, parse_answer
+from flows.parsers import format_money, format_value, parse_answer
 from flows.playbook import FieldSpec, Playbook
+from flows.reading import Invalid, Valid
 from flows.schedule import NudgePolicy
 
 
