@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from storage.db import per_dialect
-from storage.errors import NotFoundError
+from storage.errors import require
 from storage.models import Answer, AnswerChange, Deal
 
 # Answers are written with SQL expressions, not ORM objects: this runs for every accepted
@@ -124,7 +124,7 @@ def save_answer(
         return delete_answer(
             session, deal_id=deal_id, key=key, member_id=member_id, now=now, answers=answers
         )
-    deal = _require_deal(session, deal_id)
+    deal = require(session, Deal, deal_id)
     session.flush()  # rows these statements refer to (a new deal, a member) go in first
     answers = answers if answers is not None else get_answers(session, deal_id=deal_id)
     old = answers.get(key)
@@ -161,7 +161,7 @@ def delete_answer(
     Raises:
         NotFoundError: If there is no such deal.
     """
-    deal = _require_deal(session, deal_id)
+    deal = require(session, Deal, deal_id)
     session.flush()  # rows these statements refer to (a new deal, a member) go in first
     answers = answers if answers is not None else get_answers(session, deal_id=deal_id)
     if key not in answers:
@@ -189,13 +189,6 @@ def list_answer_changes(
         statement = statement.where(AnswerChange.key == key)
     statement = statement.order_by(col(AnswerChange.changed_at), col(AnswerChange.id))
     return list(session.exec(statement))
-
-
-def _require_deal(session: Session, deal_id: int) -> Deal:
-    deal = session.get(Deal, deal_id)
-    if deal is None:
-        raise NotFoundError(f"no deal {deal_id}")
-    return deal
 
 
 def _same_json(old: Any, new: Any) -> bool:

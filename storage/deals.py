@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, inspect, update
 from sqlmodel import Session, col, select
 
 from storage.answers import ANSWERS_OF_DEAL, get_answers
-from storage.errors import NotFoundError
+from storage.errors import NotFoundError, require
 from storage.models import STAGE_CHANGE_KINDS, Deal, StageChange, Team
 
 
@@ -189,7 +189,7 @@ def set_deal_attributes(
     Raises:
         NotFoundError: If there is no such deal.
     """
-    deal = _require_deal(session, deal_id)
+    deal = require(session, Deal, deal_id)
     changes = {
         "amount_minor": amount_minor,
         "expected_close": expected_close,
@@ -242,7 +242,7 @@ def change_stage(
     """
     if kind not in STAGE_CHANGE_KINDS:
         raise ValueError(f"unknown stage change kind {kind!r}")
-    deal = _require_deal(session, deal_id)
+    deal = require(session, Deal, deal_id)
     change = StageChange(
         deal_id=deal_id,
         from_stage=deal.stage_id,
@@ -273,10 +273,3 @@ def list_stage_changes(session: Session, *, deal_id: int) -> list[StageChange]:
         .order_by(col(StageChange.changed_at), col(StageChange.id))
     )
     return list(session.exec(statement))
-
-
-def _require_deal(session: Session, deal_id: int) -> Deal:
-    deal = session.get(Deal, deal_id)
-    if deal is None:
-        raise NotFoundError(f"no deal {deal_id}")
-    return deal

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
-from storage.errors import NotFoundError
+from storage.errors import require
 from storage.models import Member, Team
 
 MEMBER_CHANGEABLE = frozenset({"language", "timezone", "role", "active", "display_name"})
@@ -163,9 +163,7 @@ def update_member(session: Session, *, member_id: int, **changes: Any) -> Member
     unknown = set(changes) - MEMBER_CHANGEABLE
     if unknown:
         raise TypeError(f"cannot change member attributes: {', '.join(sorted(unknown))}")
-    member = session.get(Member, member_id)
-    if member is None:
-        raise NotFoundError(f"no member {member_id}")
+    member = require(session, Member, member_id)
     for name, value in changes.items():
         setattr(member, name, value)
     session.flush()
