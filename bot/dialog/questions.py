@@ -62,10 +62,10 @@ def start_run(turn: Turn, deal: Deal, run: str, key: str | None = None) -> None:
 
 def ask_next(turn: Turn, deal: Deal) -> None:
     """Ask the run's next question, or close the run with a summary."""
-    answers = turn.deals.answers(deal)
     state = turn.state
     if state.run == EDIT:
         return finish_run(turn, deal)
+    answers = turn.deals.answers(deal)
     stage_id = deal.stage_id
     question = engine.next_question(turn.playbook, stage_id, answers, passed=state.passed)
     if question is not None:
