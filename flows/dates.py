@@ -17,6 +17,7 @@ Rules (``today`` is the member's local date):
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -51,6 +52,8 @@ def read_date(text: str, now: datetime, *, fallback: bool = True) -> date:
         DateProblem: ``parse.date_invalid`` (unreadable or impossible, e.g. 2026-02-30) or
             ``parse.date_out_of_range`` (year outside 2000..2100).
     """
+    if any(unicodedata.category(char) == "Sc" for char in text):
+        raise DateProblem("parse.date_invalid")  # an amount ("¥1", "€12") is never a date
     today = now.date()
     for reader in _READERS:
         found = reader(text, today)
@@ -234,12 +237,18 @@ def _zh_number(run: str) -> str:
 
 # -- dateparser fallback --------------------------------------------------------------------------
 # dateparser reads "5" as a month and "1.5m" as minutes from now; only hand it text with a real
-# word in it (two Latin letters, or any non-ASCII character such as 天/后/周).
-_WORDY = re.compile(r"[a-z]{2}|[^\x00-\x7f]")
+# word in it: two Latin letters, or a letter of another script such as 天/后/周 (not a sign).
+_LATIN_WORD = re.compile(r"[a-z]{2}")
+
+
+def _wordy(text: str) -> bool:
+    if _LATIN_WORD.search(text):
+        return True
+    return any(ord(char) > 0x7F and unicodedata.category(char)[0] == "L" for char in text)
 
 
 def _dateparser(text: str, now: datetime) -> date | None:
-    if len(text) > _FALLBACK_MAX_CHARS or not _WORDY.search(text):
+    if len(text) > _FALLBACK_MAX_CHARS or not _wordy(text):
         return None
     try:
         found = _parser(now.replace(tzinfo=None)).get_date_data(_arabic(text)).date_obj

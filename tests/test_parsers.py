@@ -188,6 +188,12 @@ def test_bad_dates(text, expected):
     assert code(parse("date", text)) == expected
 
 
+@pytest.mark.parametrize("text", ["¥1", "¥-30", "€12", "$5", "£3", "¥1万", "-30", "+3", "½", "²"])
+def test_amounts_and_signs_are_never_dates(text):
+    assert code(parse("date", text)) == "parse.date_invalid"
+    assert code(parse("milestone", f"{text}, IT")) == "parse.date_invalid"
+
+
 def test_milestone_with_impossible_date():
     assert code(parse("milestone", "2026-02-30，IT部")) == "parse.date_invalid"
     assert code(parse("milestone", "，IT部")) == "parse.date_invalid"
