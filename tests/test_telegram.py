@@ -194,9 +194,14 @@ async def test_blocked_and_successful_advance_with_the_group_message(world, fake
     await world.say(ANN, "/update 1")
     await walk(world, ANN)
     await world.say(ANN, "/advance 1")
+    sent_before = len(fake.sent(ANN))
     await world.press(ANN, "→")
     deal, _ = deal_and_answers(world)
     assert deal.stage_id == "intent"
+    # The confirmation is rewritten into the outcome, with the next step; said once.
+    assert len(fake.sent(ANN)) == sent_before
+    [moved] = [m for m in fake.sent(ANN) if "is now at" in m.get("text", "")]
+    assert moved["reply_markup"]["inline_keyboard"][0][0]["text"] == "Fill in now"
     posts = world.texts(GROUP)[group_before:]
     assert len(posts) == 1
     assert "Ann" in posts[0] and "Training 2027" in posts[0] and "→" in posts[0]

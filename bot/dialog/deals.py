@@ -294,8 +294,8 @@ def confirm_advance(turn: Turn, deal: Deal, from_index: int, to_index: int) -> N
     text = turn.text(
         key, deal=render.deal_title(turn, deal), stage=render.stage_name(turn, to_stage)
     )
-    turn.edit(text)
-    turn.say(text, [[_update_button(turn, deal)]])
+    # The confirmation becomes the outcome, once: a second message would only repeat it.
+    turn.edit(text, [[_update_button(turn, deal)]])
 
 
 # -- lost ------------------------------------------------------------------------------------
