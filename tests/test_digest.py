@@ -295,3 +295,19 @@ def test_large_team_is_linear():
     )
     assert got.total.count == 5_000
     assert len(got.moves) == len(got.blocked) == len(got.coaching) == 5_000
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_move_back_reads_as_one_and_a_move_on_as_progress(lang):
+    from bot.dialog.digests import change_line
+    from bot.dialog.writer import Writer
+
+    writer = Writer(lang, PLAYBOOK, datetime(2026, 11, 26, 10, tzinfo=UTC))
+    one = deal(1, "potential", {})
+    forward = move(1, "advance", RECENTLY, "intent", from_stage="potential")
+    back = move(1, "back", RECENTLY, "potential", from_stage="intent")
+    reopened = move(1, "reopen", RECENTLY, "commercial", from_stage="won")
+    assert change_line(writer, "move", one, forward).startswith("📈")
+    for moved_back in (back, reopened):
+        line = change_line(writer, "move", one, moved_back)
+        assert line.startswith("📉") and ("退回" in line if lang == "zh" else "moved back" in line)

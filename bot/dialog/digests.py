@@ -45,6 +45,7 @@ from storage.teams import get_team, list_members
 
 T = TypeVar("T")
 SECTION_LIMIT = 8  # items per section; the rest are counted
+MOVES_BACK = ("back", "reopen")  # stage changes a manager reads as a deal going backwards
 FIRST_DIGEST_WINDOW = timedelta(days=1)
 
 
@@ -299,11 +300,12 @@ def _changes(writer: Writing, digest: Digest) -> list[str]:
     changes += [("move", d, m) for d, m in digest.moves]
     changes += [("won", d, m) for d, m in digest.wins]
     changes += [("lost", d, m) for d, m in digest.losses]
-    lines = _section(writer, "digest.changes", changes, lambda c: _change(writer, *c))
+    lines = _section(writer, "digest.changes", changes, lambda c: change_line(writer, *c))
     return lines or [writer.text("digest.no_changes")]
 
 
-def _change(writer: Writing, kind: str, deal: DealSnapshot, move: MoveSnapshot | None) -> str:
+def change_line(writer: Writing, kind: str, deal: DealSnapshot, move: MoveSnapshot | None) -> str:
+    """One line of the digest's changes: a new deal, a move (forward or back), a win, a loss."""
     if kind == "new":
         return writer.text("digest.new_line", deal=_deal(writer, deal))
     if kind == "won":
@@ -312,8 +314,9 @@ def _change(writer: Writing, kind: str, deal: DealSnapshot, move: MoveSnapshot |
         )
     if kind == "lost":
         return writer.text("digest.lost_line", deal=_deal(writer, deal), reason=move.reason or "")
+    back = move.kind in MOVES_BACK
     return writer.text(
-        "digest.move_line",
+        "digest.move_back_line" if back else "digest.move_line",
         deal=_deal(writer, deal),
         from_stage=render.stage_name(writer, move.from_stage) if move.from_stage else "",
         to_stage=render.stage_name(writer, move.to_stage),
