@@ -207,6 +207,25 @@ def test_team_create_and_invite_print_a_code_and_link(tmp_path, monkeypatch, eng
     assert nobody.exit_code == 1 and "No team named 'Nobody'." in nobody.output
 
 
+def test_an_invite_is_printed_whatever_telegram_answers_for_the_bot_s_name(
+    tmp_path, monkeypatch, english
+):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'team.db'}")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:secret-token")
+
+    async def unreadable_answer(self, *args, **kwargs):
+        raise KeyError("first_name")  # as PTB fails on a getMe answer without the bot's fields
+
+    monkeypatch.setattr("telegram.Bot.get_me", unreadable_answer)
+    runner = CliRunner()
+    runner.invoke(app, ["team", "create", "Sales East"])
+    result = runner.invoke(app, ["team", "invite", "Sales East"])
+    assert result.exit_code == 0, result.output
+    assert "Invite code for a sales rep of 'Sales East': " in result.output
+    assert "unexpected answer (KeyError)" in result.output and "--bot-username" in result.output
+    assert "secret-token" not in result.output and "Traceback" not in result.output
+
+
 def test_team_commands_speak_the_default_language(tmp_path, monkeypatch, default_language):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'team.db'}")
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
