@@ -23,6 +23,7 @@ from tests.dialog_driver import FIXED_NOW, PLAYBOOK, Driver, plain
 from tests.factories import make_member, make_team
 
 REP, OTHER_REP, MANAGER, OTHER_TEAM_REP = 501, 502, 503, 601
+FREE_TEXT = ("text", "number", "money", "percent", "date", "milestone", "list")
 TYPED = {
     "text": "Head office training centre",
     "number": "120",
@@ -729,3 +730,48 @@ def test_a_typed_answer_costs_the_same_statements_as_the_benchmarks_measure(team
     assert chat.open_question() != "customer_background"
     work = [s for s in seen if not s.startswith("BEGIN")]  # SQLite's BEGIN IMMEDIATE
     assert len(work) == (4 if team_engine.dialect.name == "postgresql" else 7), work
+
+
+# What buttons carry that a rep might also type: never taken for a press when typed.
+TYPED_BUTTON_WORDS = ["restart", "done", "t.", "t.finance", "t.price", "yes_no", "q:1:skip"]
+
+
+def test_typed_text_is_never_taken_for_a_button(team_engine):
+    """At every question a button answers (stages 1-3: choices, yes/no, several choices,
+    people, checklist items), each word a button carries is typed: nothing saved changes and
+    the same question stays open. Issue 18: typing "restart" at "add another person?" wiped
+    the list of people."""
+    chat = Driver(team_engine, REP)
+    for text in ("/new", "Acme Bank", "Training 2027"):
+        chat.say(text)
+    typed_at = _type_button_words_at_each_question(chat, team_engine)
+    chat.say("/advance 1")
+    chat.press("→")
+    chat.say("/update 1")
+    typed_at += _type_button_words_at_each_question(chat, team_engine)
+    assert {"choice", "yesno", "multichoice", "stakeholder", "checklist"} <= set(typed_at)
+
+
+def _type_button_words_at_each_question(chat: Driver, engine) -> list[str]:
+    """Walk the open run; before answering each question, type every button word at it."""
+    typed_at = []
+    while (key := chat.open_question()) is not None:
+        question = flow.question_for(PLAYBOOK, key)
+        kind = "checklist" if question.item is not None else question.spec.type
+        if kind == "stakeholder":
+            for text in ("Wang", "CIO"):
+                chat.say(text)
+            for label in ("Decision maker", "High", "+2"):
+                chat.press(label)  # now at "add another person?"
+        if kind not in FREE_TEXT:
+            before = deal_state(engine)[1]
+            for word in TYPED_BUTTON_WORDS:
+                chat.say(word)
+                assert chat.open_question() == key, (key, word)
+                assert deal_state(engine)[1] == before, (key, word)
+            typed_at.append(kind)
+        if kind == "stakeholder":
+            chat.press("No")
+        else:
+            answer_open_question(chat)
+    return typed_at

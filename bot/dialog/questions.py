@@ -167,6 +167,9 @@ def answer_button(turn: Turn, deal: Deal, payload: str) -> None:
     spec = question.spec
     if spec is not None and spec.type == "multichoice" and turn.state.part is None:
         return _multichoice_button(turn, deal, question, payload)
+    if payload == render.START_OVER and turn.state.part == MORE_PEOPLE:
+        return _start_over(turn, deal, question)
+    # Otherwise a button stands for what its label says: an option, yes or no.
     answer_text(turn, deal, payload)
 
 
@@ -291,12 +294,17 @@ def _store_part(turn: Turn, deal: Deal, question: Question, part: Part, value: A
     repeat_question(turn, deal)
 
 
+def _start_over(turn: Turn, deal: Deal, question: Question) -> None:
+    """Clear the list of people and enter it again: only ever from its button, since typed
+    text is never taken for a button (a rep typing "restart" must not lose the list)."""
+    _save(turn, deal, question.key, None, question.spec)
+    state = turn.state
+    state.part, state.draft, state.seq = PARTS[0].id, {}, state.seq + 1
+    repeat_question(turn, deal)
+
+
 def _more_people(turn: Turn, deal: Deal, question: Question, text: str) -> None:
     state = turn.state
-    if text == render.START_OVER:
-        _save(turn, deal, question.key, None, question.spec)
-        state.part, state.draft, state.seq = PARTS[0].id, {}, state.seq + 1
-        return repeat_question(turn, deal)
     result = turn.parse(_YES_NO, text)
     if isinstance(result, Invalid):
         turn.say(turn.text("dialog.try_again", error=result.message(turn.lang)))
