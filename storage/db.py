@@ -56,6 +56,9 @@ def make_engine(url: str, *, sqlite_synchronous: str = "normal", **engine_kwargs
         The engine.
     """
     parsed = make_url(url)
+    # A failed statement's error names its SQL, never its values: those are what reps typed,
+    # and error messages end up in logs that operators keep and read.
+    engine_kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() in ("postgresql", "postgres"):
         if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")

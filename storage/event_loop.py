@@ -60,6 +60,7 @@ class LoopDatabase:
                 connect_args={"dsn": libpq_url(engine.url)},
                 pool_size=connections,
                 max_overflow=0,
+                hide_parameters=True,  # as storage.db.make_engine: no typed values in errors
             )
             self.engine = self._async.sync_engine
             ping_when_idle(self.engine)

@@ -418,9 +418,11 @@ def test_an_unexpected_error_is_logged_and_the_member_told(team_engine, monkeypa
 
     monkeypatch.setattr("bot.dialog.deal_view.save_answer", broken)
     with caplog.at_level(logging.ERROR):
-        chat.say("Head office")
+        chat.say("Head office of Wang's client")
     assert chat.text == t("en", "dialog.error")
     assert "disk on fire" in caplog.text
+    assert f"user {REP} (28 characters of text)" in caplog.text
+    assert "Wang" not in caplog.text  # what the rep wrote stays out of the log
     assert chat.open_question() == waiting
 
 

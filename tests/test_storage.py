@@ -747,3 +747,12 @@ def test_a_deal_read_on_postgresql_brings_its_answers_in_order(
     assert list(answers.items()) == [("a", 1), *values.items()]
     assert [type(v) for v in answers.values()] == [int, dict, str, bool, int]
     assert len(reads) == (0 if engine.dialect.name == "postgresql" else 2)
+
+
+def test_a_failed_statement_s_error_lists_no_values(engine: Engine) -> None:
+    """SQLAlchemy adds a failed statement's parameters (what a rep typed) to its error, and
+    errors end up in log lines; the engines leave them out. (A server may still quote a value
+    it could not read, as PostgreSQL does for a bad number.)"""
+    with pytest.raises(Exception) as caught, transaction(engine) as session:
+        session.execute(text("SELECT :typed FROM no_such_table"), {"typed": "Wang's budget"})
+    assert "no_such_table" in str(caught.value) and "Wang" not in str(caught.value)

@@ -494,3 +494,20 @@ async def test_a_team_digest_is_built_off_the_event_loop_on_a_server_database(wo
     assert (threads["/digest"] != on_loop) is off_loop
     assert threads["/deals"] == on_loop
     assert "Daily digest" in world.last_texts(MEG, 4)
+
+
+async def test_an_error_outside_the_dialog_is_logged_without_what_the_rep_wrote(world, caplog):
+    """PTB's error handler: one ERROR line naming the update and chat, not its text; the rep
+    is told something went wrong."""
+    adapter = world.application.bot_data["adapter"]
+
+    async def broken(update):
+        raise RuntimeError("the adapter broke")
+
+    adapter._on_update = broken
+    with caplog.at_level(logging.ERROR):
+        update_id = await world.say(ANN, "Wang's budget is 3 million")
+    [line] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert line.getMessage() == f"error while handling update {update_id} in chat {ANN}"
+    assert "Wang" not in caplog.text
+    assert world.texts(ANN)[-1] == t("en", "dialog.error_unsure")

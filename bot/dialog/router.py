@@ -112,8 +112,7 @@ class Dialog:
         return self._in_transaction(
             engine,
             lambda session: self._handle(session, event),
-            f"an event from user {event.sender.user_id} (button={event.button!r}, "
-            f"text={(event.text or '')[:80]!r})",
+            f"update {event.update_id} from user {event.sender.user_id} ({_shape(event)})",
             on_error=lambda: Response(
                 replies=[Reply(t(self._language_of(engine, event), "dialog.error"))]
             ),
@@ -238,6 +237,19 @@ def on_command(turn: Turn, text: str) -> None:
     handler(turn, args.strip())
 
 
+def _shape(event: Incoming) -> str:
+    """What an event was, for a log line, without what the person wrote: log lines are kept
+    and read by operators, and a rep's words about a customer are not theirs to read."""
+    if event.button is not None:
+        pressed = buttons.decode(event.button)
+        return f"a press of {type(pressed).__name__}" if pressed else "an unknown press"
+    text = event.text or ""
+    if text.startswith("/"):
+        name = _command(text)[0]
+        return f"/{name}" if name in COMMANDS else "an unknown command"
+    return f"{len(text)} characters of text"
+
+
 def _command(text: str) -> tuple[str, str]:
     """``/Digest@StageCoachBot  week`` -> ("digest", " week")."""
     word, _, args = text[1:].partition(" ")
@@ -252,7 +264,8 @@ def on_button(turn: Turn, data: str) -> None:
     pressed = buttons.decode(data)
     handler = BUTTONS.get(type(pressed)) if pressed is not None else None
     if handler is None or not handler(turn, pressed):
-        log.info("refused button %r from member %s", data[:64], turn.member.id)
+        kind = type(pressed).__name__ if pressed is not None else "unknown"
+        log.info("refused a press (%s) from member %s", kind, turn.member.id)
         turn.response.notice = turn.text("dialog.old_button")
         questions.resume(turn)
 

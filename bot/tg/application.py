@@ -93,8 +93,16 @@ class TelegramAdapter:
             self.in_flight -= 1
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Log with context; tell a member in a private chat that something went wrong."""
-        log.error("error while handling update %r", update, exc_info=context.error)
+        """Log with context; tell a member in a private chat that something went wrong.
+
+        The log line names the update and its chat, never its content (what a rep wrote).
+        """
+        if isinstance(update, Update):
+            chat = update.effective_chat
+            where = f"update {update.update_id} in chat {chat.id if chat else '?'}"
+        else:
+            where = f"a {type(update).__name__}"
+        log.error("error while handling %s", where, exc_info=context.error)
         if not isinstance(update, Update) or update.effective_chat is None:
             return
         chat = update.effective_chat
