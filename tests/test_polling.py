@@ -1,14 +1,23 @@
-"""The polling loop's batches: different people side by side, each person's updates in order."""
+"""The product's polling loop: different people side by side, each person's updates in order;
+an update it cannot read, or another poller on the token, does not stop it."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+from sqlalchemy import Engine
 from telegram import Update
 from telegram.ext import ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.tg.polling import handle_batch
+from bot.cli.app import build_app
+from bot.cli.config import DatabaseSettings, Settings, TelegramSettings
+from bot.tg.application import ALLOWED_UPDATES, build_application
+from bot.tg.polling import handle_batch, serve
 from tests.fake_bot_api import FakeBotApi
+from tests.telegram_world import fast_limiter
 
 ANN, BOB = 101, 202
 
@@ -70,3 +79,73 @@ async def test_a_groups_updates_keep_their_order_whoever_sent_them(fake: FakeBot
         await handle_batch(application, updates)
 
     assert seen == ["ann", "bob"]
+
+
+STRANGER = 4242
+
+
+def _stranger_says(fake: FakeBotApi, text: str) -> int:
+    return fake.user_message(STRANGER, text)
+
+
+@asynccontextmanager
+async def serving(fake: FakeBotApi, engine: Engine) -> AsyncIterator[None]:
+    """StageCoach on its own polling loop (bot/tg/polling.serve), as ``stagecoach run``."""
+    url = engine.url.render_as_string(hide_password=False)
+    settings = Settings(
+        database=DatabaseSettings(url=url), telegram=TelegramSettings(base_url=fake.base_url)
+    )
+    app = build_app(settings)
+    application = build_application(app, fake.token, rate_limiter=fast_limiter(), schedule=False)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(application, ALLOWED_UPDATES, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+        app.engine.dispose()
+
+
+def _unreadable_updates() -> list[dict]:
+    presser = {"id": STRANGER, "is_bot": False, "first_name": "U"}
+    return [
+        {"callback_query": {"id": "7", "from": presser, "data": "q:1:yes"}},  # no chat_instance
+        {"message": {"message_id": 1, "chat": {"id": STRANGER, "type": "private"}}},  # no date
+        {"message": "not an object"},
+    ]
+
+
+async def test_an_update_that_cannot_be_read_is_skipped_and_the_bot_serves_on(
+    fake: FakeBotApi, engine: Engine, caplog
+) -> None:
+    bad_ids = [fake.add_update(update) for update in _unreadable_updates()]
+    _stranger_says(fake, "hello")
+    with caplog.at_level(logging.WARNING):
+        async with serving(fake, engine):
+            await fake.wait_for(lambda: fake.sent(STRANGER) and not fake.pending_updates, 10)
+            bad_ids.append(fake.add_update({"edited_message": {"text": "hi"}}))
+            _stranger_says(fake, "hello again")
+            await fake.wait_for(lambda: len(fake.sent(STRANGER)) == 2, 10)
+    skipped = [r.getMessage() for r in caplog.records if "could not be read" in r.getMessage()]
+    kinds = ["TypeError", "KeyError", "AttributeError", "KeyError"]
+    assert skipped == [
+        f"update {i} could not be read ({kind}); skipped"
+        for i, kind in zip(bad_ids, kinds, strict=True)
+    ]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert not fake.pending_updates  # confirmed: Telegram will not send them again
+
+
+async def test_another_poller_on_the_token_is_one_warning_not_a_traceback_each_time(
+    fake: FakeBotApi, engine: Engine, caplog, monkeypatch
+) -> None:
+    monkeypatch.setattr("bot.tg.polling.RETRY_SECONDS", 0.01)
+    fake.inject_error("getUpdates", 409, "Conflict: terminated by other getUpdates", count=5)
+    with caplog.at_level(logging.WARNING):
+        async with serving(fake, engine):
+            _stranger_says(fake, "hello")
+            await fake.wait_for(lambda: fake.sent(STRANGER), 10)
+    conflicts = [r for r in caplog.records if "another process is polling" in r.getMessage()]
+    assert len(conflicts) == 1 and conflicts[0].levelno == logging.WARNING
+    assert all(r.exc_info is None for r in caplog.records if r.name.startswith("bot."))

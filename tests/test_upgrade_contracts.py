@@ -99,6 +99,16 @@ async def test_ptb_post_is_the_path_of_every_send():
     assert parsed.message_id == 7 and raw == SENT, "ExtBot._post no longer returns raw JSON"
 
 
+async def test_ptb_post_takes_a_read_timeout_for_long_polls():
+    """bot/tg/fences.post_unparsed passes a long poll's read timeout to ExtBot._post."""
+    request = RecordingRequest()
+    async with ExtBot("1:x", request=request, get_updates_request=request) as bot:
+        await post_unparsed(bot, "getUpdates", {"timeout": 10}, read_timeout=15.0)
+    assert request.calls[-1]["timeouts"][0] == 15.0, (
+        "ExtBot._post no longer passes read_timeout to the request; see bot/tg/fences.py"
+    )
+
+
 async def test_a_timeout_not_given_arrives_as_default_none():
     """bot/tg/transport.AiohttpRequest picks its own timeouts where PTB passes DEFAULT_NONE."""
     request = RecordingRequest()

@@ -19,3 +19,13 @@ class CoachBot(ExtBot):
         those of ``send_message`` and the other wrappers.
         """
         return await post_unparsed(self, method, params)
+
+    async def get_updates_unparsed(
+        self, *, offset: int, timeout: float, allowed_updates: list[str], read_timeout: float
+    ) -> list[Any]:
+        """``getUpdates`` answered as JSON: each update can then be read on its own, so one that
+        cannot be read is skipped rather than failing the whole batch (``get_updates`` parses
+        them all at once, and logs the raw batch, rep's words included, when one fails)."""
+        params = {"offset": offset, "timeout": timeout, "allowed_updates": allowed_updates}
+        answer = await post_unparsed(self, "getUpdates", params, read_timeout=read_timeout)
+        return answer if isinstance(answer, list) else []

@@ -12,11 +12,17 @@ from typing import Any
 from telegram.ext import ExtBot
 
 
-async def post_unparsed(bot: ExtBot, method: str, params: dict[str, Any]) -> Any:
+async def post_unparsed(
+    bot: ExtBot, method: str, params: dict[str, Any], *, read_timeout: float | None = None
+) -> Any:
     """Call ``method`` through ``bot`` and return Telegram's answer as the JSON it came in.
 
     ``ExtBot._post`` is what ``send_message`` and the other wrappers call: it applies the
-    bot's defaults, the rate limiter and the request, and raises PTB's errors; the wrappers then
-    parse the answer into objects, which is the part this skips.
+    bot's defaults, the rate limiter and the request (``getUpdates`` goes through its own),
+    and raises PTB's errors; the wrappers then parse the answer into objects, which is the part
+    this skips. ``read_timeout``: how long to wait for the answer (a long poll's included);
+    the request's own timeout if None.
     """
-    return await bot._post(method, params)
+    if read_timeout is None:
+        return await bot._post(method, params)
+    return await bot._post(method, params, read_timeout=read_timeout)

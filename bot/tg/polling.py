@@ -16,14 +16,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections import defaultdict
+from typing import Any
 
-from telegram import Update
-from telegram.error import TelegramError
+from telegram import Bot, Update
+from telegram.error import Conflict, TelegramError
 from telegram.ext import Application
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 10  # how long one getUpdates call waits for updates
+POLL_READ_MARGIN = 5  # seconds a long poll's answer may take beyond POLL_SECONDS
+CONFLICT_WARNING_SECONDS = 60  # another poller on the token: one warning a minute
+RETRY_SECONDS = 1.0  # after a failed getUpdates
 
 
 async def poll(application: Application, allowed_updates: list[str]) -> None:
@@ -54,10 +59,14 @@ async def serve(application: Application, allowed_updates: list[str], stop: asyn
 
 async def _poll_until(application: Application, stop: asyncio.Event, allowed: list[str]) -> int:
     offset = 0
+    conflicts = OncePer(CONFLICT_WARNING_SECONDS)
     while not stop.is_set():
         fetch = asyncio.ensure_future(
-            application.bot.get_updates(
-                offset=offset, timeout=POLL_SECONDS, allowed_updates=allowed
+            application.bot.get_updates_unparsed(
+                offset=offset,
+                timeout=POLL_SECONDS,
+                allowed_updates=allowed,
+                read_timeout=POLL_SECONDS + POLL_READ_MARGIN,
             )
         )
         stopping = asyncio.ensure_future(stop.wait())
@@ -67,15 +76,62 @@ async def _poll_until(application: Application, stop: asyncio.Event, allowed: li
             fetch.cancel()
             break
         try:
-            updates = fetch.result()
+            raw = fetch.result()
+        except Conflict:
+            if conflicts.due():
+                log.warning(
+                    "another process is polling this bot's token: only one may. Stop the other "
+                    "one, or run several instances in webhook mode (README). Trying again."
+                )
+            await asyncio.sleep(RETRY_SECONDS)
+            continue
         except TelegramError:
             log.exception("getUpdates failed; trying again in a second")
-            await asyncio.sleep(1)
+            await asyncio.sleep(RETRY_SECONDS)
             continue
+        updates = read_updates(raw, application.bot)
         if updates:
             await handle_batch(application, updates)
-            offset = updates[-1].update_id + 1
+        offset = max([offset - 1, *(_update_id(data) for data in raw)]) + 1
     return offset
+
+
+def read_updates(raw: list[Any], bot: Bot) -> list[Update]:
+    """The updates of a getUpdates answer that can be read; each other one is logged with its
+    id (never its content) and skipped, so that no update can stop the bot: Telegram would
+    send it again at every start."""
+    updates = []
+    for data in raw:
+        try:
+            if not isinstance(data, dict):
+                raise TypeError("not an object")
+            updates.append(Update.de_json(data, bot))
+        except Exception as exc:
+            # The exception's kind only: its message may quote what the update holds.
+            kind = type(exc).__name__
+            log.warning("update %s could not be read (%s); skipped", _update_id(data), kind)
+    return updates
+
+
+def _update_id(data: Any) -> int:
+    """An update's id, or -1 when it has none that is an integer."""
+    update_id = data.get("update_id") if isinstance(data, dict) else None
+    return update_id if isinstance(update_id, int) and not isinstance(update_id, bool) else -1
+
+
+class OncePer:
+    """Says when an event is due to be reported again: at most once every ``seconds``."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.seconds:
+            return False
+        self._last = now
+        return True
 
 
 async def handle_batch(application: Application, updates: list[Update]) -> None:
