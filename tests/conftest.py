@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from bot.dialog import refusals
 from storage.db import make_engine, upgrade
 from tests.fake_bot_api import FakeBotApi
 
@@ -141,3 +142,12 @@ def sqlite_session(sqlite_engine: Engine) -> Iterator[Session]:
 async def fake() -> AsyncIterator[FakeBotApi]:
     async with FakeBotApi(rate_limits=False) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _refusals_counted_afresh() -> Iterator[None]:
+    """Refused presses are logged once a minute per member id, and every test's database
+    reuses the same ids: each test starts with no counts."""
+    refusals.FORGED.forget()
+    refusals.STALE.forget()
+    yield

@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from bot.dialog import refusals
 from bot.dialog.events import Incoming, Response, Sender
 from bot.dialog.router import BUTTONS, COMMANDS, DEAL_VERBS, Dialog
 from bot.dialog.writer import DialogConfig
@@ -397,3 +398,19 @@ async def test_intruders_end_to_end(engine, fake, caplog):
     problems += [f"rejected: {r}" for r in refused]
     assert fake.spec_violations == []
     assert problems == [], "\n".join(problems)
+
+
+def test_forged_presses_are_counted_and_logged_once_a_minute_per_member(caplog):
+    clock = [1000.0]
+    forged = refusals.Refusals(logging.WARNING, clock=lambda: clock[0])
+    with caplog.at_level(logging.WARNING, logger="bot.dialog.refusals"):
+        for deal_id in range(50):
+            forged.note(7, f"asked for deal {deal_id}")
+        forged.note(8, "asked for deal 1")
+        clock[0] += 61
+        forged.note(7, "asked for deal 99")
+    assert [r.getMessage() for r in caplog.records] == [
+        "member 7: asked for deal 0",
+        "member 8: asked for deal 1",
+        "member 7: asked for deal 99 (and 49 more in the last minute)",
+    ]

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-
 from sqlmodel import Session
 
 from bot.dialog.buttons import Move
 from bot.dialog.deal_view import TurnDeals
+from bot.dialog.refusals import FORGED
 from bot.dialog.turn import Turn, is_number
 from storage.deals import get_deal_by_number, list_deals
 from storage.models import Deal, Member
 
-log = logging.getLogger(__name__)
 MANAGING_ROLES = ("manager", "admin")
 WORKING_STATUSES = ("open", "won")
 
@@ -33,7 +31,7 @@ def deal_for(deals: TurnDeals, member: Member, deal_id: int) -> Deal | None:
     """A deal by database id (from a button), or None if it is not the member's to see."""
     deal = deals.load(deal_id)
     if deal is None or not can_see(member, deal):
-        log.warning("member %s asked for deal %s they may not see", member.id, deal_id)
+        FORGED.note(member.id, f"asked for deal {deal_id}, which they may not see")
         return None
     return deal
 

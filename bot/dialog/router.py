@@ -29,6 +29,7 @@ from bot.dialog import (
 )
 from bot.dialog.access import deal_for
 from bot.dialog.events import Incoming, Reply, Response
+from bot.dialog.refusals import STALE
 from bot.dialog.state import (
     EXCEPTION_REASON,
     LOST_REASON,
@@ -265,7 +266,7 @@ def on_button(turn: Turn, data: str) -> None:
     handler = BUTTONS.get(type(pressed)) if pressed is not None else None
     if handler is None or not handler(turn, pressed):
         kind = type(pressed).__name__ if pressed is not None else "unknown"
-        log.info("refused a press (%s) from member %s", kind, turn.member.id)
+        STALE.note(turn.member.id, f"refused a press ({kind})")
         turn.response.notice = turn.text("dialog.old_button")
         questions.resume(turn)
 
