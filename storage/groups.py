@@ -24,6 +24,16 @@ def link_group(
     return group
 
 
+def unlink_group(session: Session, *, team_id: int, chat_id: int) -> bool:
+    """End the team's link to ``chat_id``; False if the group is not the team's."""
+    group = session.get(TeamGroup, team_id)
+    if group is None or group.chat_id != chat_id:
+        return False
+    session.delete(group)
+    session.flush()
+    return True
+
+
 def get_team_group(session: Session, *, team_id: int) -> TeamGroup | None:
     """The team's group, or None when it has none or the bot was removed from it."""
     group = session.get(TeamGroup, team_id)

@@ -13,6 +13,7 @@ from flows.i18n import t
 from storage.answers import get_answers
 from storage.db import transaction
 from storage.deals import get_deal_by_number, list_stage_changes
+from storage.groups import get_group_by_chat
 from storage.models import Deal
 from tests.dialog_driver import PLAYBOOK
 from tests.fake_bot_api import BOT_USERNAME, FakeBotApi
@@ -104,7 +105,8 @@ async def test_commands_are_registered_per_scope_and_language(world, fake):
     private_en = [c["command"] for c in fake.commands[("all_private_chats", "en")]]
     assert {"new", "update", "gaps", "advance"} <= set(private_en)
     assert fake.commands[("all_private_chats", "zh")][0]["description"] == t("zh", "commands.new")
-    assert [c["command"] for c in fake.commands[("all_group_chats", "zh")]] == ["setgroup", "help"]
+    group_zh = [c["command"] for c in fake.commands[("all_group_chats", "zh")]]
+    assert group_zh == ["setgroup", "unsetgroup", "help"]
 
 
 async def test_joining_with_an_invite_and_a_managers_invite_link(world, fake):
@@ -296,6 +298,31 @@ async def test_a_bot_removed_from_its_group_stops_posting_and_managers_are_told_
     posts_before = len(world.texts(GROUP))
     await open_deal(world)
     assert len(world.texts(GROUP)) == posts_before
+
+
+async def test_a_group_stays_its_team_s_until_a_manager_of_that_team_unlinks_it(world, fake):
+    """Issue 18: a group whose bot was removed could be linked by another team's manager,
+    which silently deleted the first team's link."""
+    west = world.make_team("Sales West")
+    rival = 1004
+    world.add_member(west, rival, "Rita", role="manager")
+    fake.register_chat(GROUP, "group", "Sales East team")
+    await world.say(MEG, "/setgroup", chat_id=GROUP, chat_type="group")
+    fake.bot_removed(GROUP, by_user_id=MEG)
+    await world.settle()
+    fake.chats[GROUP].bot_status = "member"  # the bot is added back to the group
+    await world.say(rival, "/setgroup", chat_id=GROUP, chat_type="group")
+    assert "linked to another team" in world.last_texts(GROUP, 1)
+    await world.say(ANN, "/unsetgroup", chat_id=GROUP, chat_type="group")
+    assert "Only a sales manager" in world.last_texts(GROUP, 1)
+    await world.say(rival, "/unsetgroup", chat_id=GROUP, chat_type="group")
+    assert "not linked to your team" in world.last_texts(GROUP, 1)
+    with transaction(world.engine) as session:
+        assert get_group_by_chat(session, chat_id=GROUP).team_id == 1  # still Sales East's
+    await world.say(MEG, "/unsetgroup", chat_id=GROUP, chat_type="group")
+    assert "no longer linked to Sales East" in world.last_texts(GROUP, 1)
+    await world.say(rival, "/setgroup", chat_id=GROUP, chat_type="group")
+    assert "linked to Sales West" in world.last_texts(GROUP, 1)
 
 
 async def test_deal_commands_in_a_group_point_to_the_private_chat(world, fake):

@@ -21,6 +21,7 @@ from storage.groups import (
     link_group,
     mark_group_removed,
     move_group,
+    unlink_group,
 )
 from storage.models import Member
 from storage.teams import get_member, get_team, list_members
@@ -41,6 +42,8 @@ def group_event(
     lang = member.language
     if command == "/setgroup":
         return _link(session, event, member, lang, now)
+    if command == "/unsetgroup":
+        return _unlink(session, event, member, lang)
     if command in ("/help", "/start") or command.startswith("/"):
         link = f"https://t.me/{config.bot_username}" if config.bot_username else ""
         return Response(replies=[Reply(t(lang, "group.private_only", link=link))])
@@ -51,8 +54,9 @@ def _link(session: Session, event: Incoming, member: Member, lang: str, now: dat
     if member.role not in MANAGING_ROLES:
         return Response(replies=[Reply(t(lang, "group.setgroup_managers_only"))])
     linked = get_group_by_chat(session, chat_id=event.chat_id)
-    if linked is not None and linked.team_id != member.team_id and linked.removed_at is None:
-        # A group serves one team; another team's manager cannot take it over.
+    if linked is not None and linked.team_id != member.team_id:
+        # A group serves one team, and stays that team's (even while the bot is out of it)
+        # until one of its managers unlinks it: another team's manager cannot take it over.
         return Response(replies=[Reply(t(lang, "group.linked_elsewhere"))])
     link_group(
         session,
@@ -64,6 +68,15 @@ def _link(session: Session, event: Incoming, member: Member, lang: str, now: dat
     )
     team = get_team(session, team_id=member.team_id)
     return Response(replies=[Reply(t(lang, "group.linked", team=escape(team.name)))])
+
+
+def _unlink(session: Session, event: Incoming, member: Member, lang: str) -> Response:
+    if member.role not in MANAGING_ROLES:
+        return Response(replies=[Reply(t(lang, "group.unsetgroup_managers_only"))])
+    if not unlink_group(session, team_id=member.team_id, chat_id=event.chat_id):
+        return Response(replies=[Reply(t(lang, "group.not_linked_here"))])
+    team = get_team(session, team_id=member.team_id)
+    return Response(replies=[Reply(t(lang, "group.unlinked", team=escape(team.name)))])
 
 
 def announce(turn: Turn) -> None:

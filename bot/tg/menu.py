@@ -10,7 +10,7 @@ PRIVATE_COMMANDS = (
     "new", "deals", "update", "gaps", "advance", "edit", "lost", "pause",
     "skip", "back", "cancel", "digest", "invite", "lang", "tz", "help",
 )  # fmt: skip
-GROUP_COMMANDS = ("setgroup", "help")
+GROUP_COMMANDS = ("setgroup", "unsetgroup", "help")
 
 
 def menu(lang: str, commands: tuple[str, ...]) -> list[BotCommand]:
