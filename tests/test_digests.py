@@ -4,6 +4,7 @@ fake Bot API."""
 from __future__ import annotations
 
 import io
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -105,6 +106,23 @@ async def test_the_digest_goes_out_at_the_managers_local_time_once(world, fake):
     assert "⚠️ #1 Training 2027 (Acme Bank, Ann): Expected close date has passed" in text
     assert "❓ Why must the customer act?" in text
     assert photos(fake, ANN) == []  # reps get no digest
+
+
+async def test_a_chart_telegram_refuses_is_left_out_and_the_text_goes_once(world, fake, caplog):
+    """Issue 18: a refused chart was retried every tick, a traceback each, and the text never
+    went out."""
+    await seed(world)
+    fake.inject_error("sendPhoto", 400, "Bad Request: IMAGE_PROCESS_FAILED", count=10)
+    with caplog.at_level(logging.WARNING):
+        assert await digest_tick(world, DIGEST_TIME) == 1
+        for minutes in (1, 2, 3):
+            assert await digest_tick(world, DIGEST_TIME + timedelta(minutes=minutes)) == 0
+    assert photos(fake, MEG) == []
+    [digest] = [text for text in world.texts(MEG) if "Daily digest · Sales East" in text]
+    assert digest.endswith("(The funnel chart could not be shown this time.)")
+    assert len(fake.calls("sendPhoto")) == 1
+    refused = [r for r in caplog.records if "refused what was sent" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].exc_info is None
 
 
 async def test_a_digest_missed_during_downtime_is_sent_late_once(world, fake):

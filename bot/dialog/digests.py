@@ -178,7 +178,8 @@ def digest_replies(writer: Writing, team: TeamData, since: datetime, idle_days: 
             _funnel(writer, digest), lang=writer.lang, title=title
         )
     text = render.join(_text(writer, team, digest, idle_days))
-    return [Reply(text, photo=team.charts[writer.lang])]
+    refused = writer.text("digest.chart_refused")
+    return [Reply(text, photo=team.charts[writer.lang], photo_refused=refused)]
 
 
 def team_digest(writer: Writing, team: TeamData, since: datetime, idle_days: int) -> Digest:

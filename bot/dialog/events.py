@@ -58,6 +58,8 @@ class Reply:
     chat_id: int | None = None
     # A PNG sent before the text (the digest's funnel chart).
     photo: bytes | None = None
+    # Added to the text when Telegram refuses the photo itself: the text goes out without it.
+    photo_refused: str | None = None
 
 
 @dataclass(frozen=True)

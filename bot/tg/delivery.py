@@ -84,17 +84,26 @@ class Delivery:
             return await self._send(reply, chat_id)
 
     async def _send(self, reply: Reply, chat_id: int) -> Outcome:
-        sends = []
+        text, photo_sent = reply.text, False
         if reply.photo is not None:
-            sends.append((lambda: self.bot.send_photo(chat_id, reply.photo), None))
-        parts = split_html(reply.text)
+            photo = await self._guarded(
+                chat_id, lambda: self.bot.send_photo(chat_id, reply.photo), None, refusable=True
+            )
+            if photo is None:  # the photo itself was refused: the text goes, with a note, once
+                text = f"{text}\n\n{reply.photo_refused}" if reply.photo_refused else text
+            elif photo is not Outcome.SENT:
+                return photo
+            photo_sent = photo is Outcome.SENT
+        sends = []
+        parts = split_html(text)
         for n, part in enumerate(parts, 1):
             markup = keyboard(reply) if n == len(parts) else None
             sends.append((self._message(chat_id, part, markup), (part, markup)))
         for n, (send, resend) in enumerate(sends):
             outcome = await self._guarded(chat_id, send, resend)
             if outcome is not Outcome.SENT:
-                return Outcome.PARTIAL if n and outcome is Outcome.FAILED else outcome
+                partial = (n or photo_sent) and outcome is Outcome.FAILED
+                return Outcome.PARTIAL if partial else outcome
         return Outcome.SENT
 
     def _message(self, chat_id: int, text: str, markup):
@@ -102,8 +111,14 @@ class Delivery:
             "sendMessage", chat_id=chat_id, text=text, **_html_with(markup)
         )
 
-    async def _guarded(self, chat_id: int, send, resend: tuple | None) -> Outcome:
-        """Run a send; a migrated group, a removal or a blocked user is handled, not raised."""
+    async def _guarded(
+        self, chat_id: int, send, resend: tuple | None, *, refusable: bool = False
+    ) -> Outcome | None:
+        """Run a send; a migrated group, a removal or a blocked user is handled, not raised.
+
+        ``refusable``: a 400 refusing what was sent (a photo Telegram cannot process) returns
+        None instead of FAILED: sending it again would only be refused again.
+        """
         try:
             await _with_network_retries(send)
             return Outcome.SENT
@@ -112,6 +127,12 @@ class Delivery:
         except Forbidden as exc:
             await self._forbidden(chat_id, exc)
             return Outcome.BLOCKED
+        except BadRequest as exc:
+            if not refusable:
+                log.exception("could not send a message to chat %s", chat_id)
+                return Outcome.FAILED
+            log.warning("chat %s: Telegram refused what was sent (%s)", chat_id, exc.message)
+            return None
         except TelegramError:
             log.exception("could not send a message to chat %s", chat_id)
             return Outcome.FAILED
