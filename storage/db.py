@@ -18,6 +18,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlmodel import Session
 
+from storage.files import private_database_file
+
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -164,9 +166,10 @@ def _no_autocheckpoint(dbapi_connection: Any) -> None:
 
 
 def _make_sqlite_folder(url: URL) -> None:
+    """The database's folder and file, created (or tightened) for the owner only."""
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        private_database_file(Path(database).expanduser())
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, pragmas: tuple[str, ...]) -> None:

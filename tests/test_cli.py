@@ -275,6 +275,9 @@ def test_digest_now_without_a_token_prints_the_digests_and_saves_charts(
     chart = next((tmp_path / "charts").glob("digest-*.png"))
     assert chart.read_bytes()[:4] == b"\x89PNG"
     assert f"[chart: {chart}]" in result.output
+    # A team's pipeline: readable by the owner only, as the database is.
+    assert oct(chart.stat().st_mode & 0o777) == "0o600"
+    assert oct(chart.parent.stat().st_mode & 0o777) == "0o700"
 
 
 def test_digest_without_now_says_how_to_use_it(default_language):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import stat
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -756,3 +758,30 @@ def test_a_failed_statement_s_error_lists_no_values(engine: Engine) -> None:
     with pytest.raises(Exception) as caught, transaction(engine) as session:
         session.execute(text("SELECT :typed FROM no_such_table"), {"typed": "Wang's budget"})
     assert "no_such_table" in str(caught.value) and "Wang" not in str(caught.value)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_sqlite_database_and_its_folder_are_the_owner_s_alone(tmp_path: Path) -> None:
+    """Issue 18: the file (every deal, unused invite codes) was readable by every local user."""
+    path = tmp_path / "data" / "stagecoach.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        upgrade(engine)
+        with transaction(engine) as session:
+            make_team(session)
+        assert _mode(path.parent) == 0o700 and _mode(path) == 0o600
+        assert [_mode(path.with_name(path.name + end)) for end in ("-wal", "-shm")] == [0o600] * 2
+    finally:
+        engine.dispose()
+
+
+def test_a_database_file_readable_by_others_is_tightened(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "old.db"
+    make_engine(f"sqlite:///{path}").dispose()
+    path.chmod(0o644)
+    with caplog.at_level(logging.INFO, logger="storage.files"):
+        make_engine(f"sqlite:///{path}").dispose()
+    assert _mode(path) == 0o600 and "now only by its owner" in caplog.text

@@ -23,6 +23,7 @@ from bot.tg.application import run as run_bot
 from flows.i18n import t
 from flows.playbook import PlaybookError, load_playbook
 from storage.db import make_engine, upgrade
+from storage.files import private_folder, write_private
 
 app = typer.Typer(help="StageCoach: a chat-first sales coach.", no_args_is_help=True)
 playbook_app = typer.Typer(help="Check playbooks.", no_args_is_help=True)
@@ -110,13 +111,13 @@ def digest(
         sent = asyncio.run(send_digests_now(stagecoach, token))
         typer.echo(t(language, "cli.digests_sent", sent=sent))
         return
-    out.mkdir(parents=True, exist_ok=True)
+    private_folder(out)
     for manager, replies in preview_digests(stagecoach):
         for reply in replies:
             typer.echo(plain(reply.text))
             if reply.photo:
                 chart = out / f"digest-{manager.id}.png"
-                chart.write_bytes(reply.photo)
+                write_private(chart, reply.photo)  # a team's pipeline: the owner's only
                 typer.echo(t(language, "cli.digest_chart", path=chart))
         typer.echo("")
 
