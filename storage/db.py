@@ -12,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
@@ -240,3 +240,16 @@ def transaction(engine: Engine, *, read_only: bool = False) -> Iterator[Session]
         except BaseException:
             session.rollback()
             raise
+
+
+def defer_commit_flush(session: Session) -> None:
+    """Let this transaction's commit return before PostgreSQL has flushed it to disk.
+
+    Only for records that may be lost if the database server itself crashes (within about
+    0.6 s of the commit; the bot dying loses nothing once the server has the commit). A lost
+    delivery record means the message goes again, as when the bot dies between sending and
+    recording; nothing becomes inconsistent. SQLite's synchronous=NORMAL makes the same trade
+    for every commit.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit = off"))

@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Index,
+    LargeBinary,
     String,
     UniqueConstraint,
     false,
@@ -372,3 +373,42 @@ class DigestRun(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, sa_type=String(64))
     claimed_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+OUTBOX_KINDS = ("send", "edit")
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message a chat turn wrote for Telegram, kept in the turn's own transaction.
+
+    A ``send`` row is a new message (``message_id``: the one Telegram made of it, once sent);
+    an ``edit`` row rewrites ``message_id``, or (None) the newest question sent to the chat.
+    ``body`` holds the text (HTML), the buttons and whether the message asks a question.
+    ``due_at``: when another instance may take the row over if it is still unsent (the writer
+    sends it at once). ``done_at``: sent, or given up on for good; done rows are forgotten
+    after a while.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(_in("kind", OUTBOX_KINDS), name="kind"),
+        Index("ix_outbox_chat_id_id", "chat_id", "id"),
+        Index(
+            "ix_outbox_due_at",
+            "due_at",
+            postgresql_where=text("done_at IS NULL"),
+            sqlite_where=text("done_at IS NULL"),
+        ),
+        Index("ix_outbox_done_at", "done_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: int = Field(sa_type=BigInteger)
+    kind: str = Field(default="send", sa_type=String(8))
+    asks: bool = Field(default=False)
+    body: dict[str, Any] = Field(sa_type=JSONValue)
+    photo: bytes | None = Field(default=None, sa_type=LargeBinary)
+    message_id: int | None = Field(default=None, sa_type=BigInteger)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -181,19 +181,6 @@ def record_sent(engine: Engine, *, ids: Sequence[int], instance: str, now: datet
         connection.execute(_SENT_UNFLUSHED, params)
 
 
-def defer_commit_flush(session: Session) -> None:
-    """Let this transaction's commit return before PostgreSQL has flushed it to disk.
-
-    Only for records that may be lost if the database server itself crashes (within about
-    0.6 s of the commit; the bot dying loses nothing once the server has the commit). A lost
-    delivery record leaves its nudges claimed and they go again after CLAIM_TIMEOUT, as when
-    the bot dies between sending and recording; nothing becomes inconsistent. SQLite's
-    synchronous=NORMAL makes the same trade for every commit.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL synchronous_commit = off"))
-
-
 def count_sent_since_each(session: Session, *, since: dict[int, datetime]) -> dict[int, int]:
     """Nudges already sent to each member since their own time (their local midnight, for the cap).
 

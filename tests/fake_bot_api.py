@@ -877,6 +877,10 @@ class FakeBotApi:
         error = ApiError(error_code, description, parameters)
         self._injected.setdefault(method, []).append(_Injected(error, count))
 
+    def clear_errors(self, method: str) -> None:
+        """Forget the errors still injected for ``method``: Telegram is back."""
+        self._injected.pop(method, None)
+
     def fail_next(self, method: str, status: int = 429, retry_after: int = 1) -> None:
         """Make the next call of ``method`` fail: 429 with ``retry_after``, or ``status``."""
         if status == 429:

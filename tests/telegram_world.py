@@ -64,6 +64,11 @@ class TelegramWorld:
             )
         return self
 
+    @property
+    def courier(self):
+        """What sends the outbox (bot/tg/courier.py)."""
+        return self.application.bot_data["adapter"].courier
+
     async def stop(self) -> None:
         if self.application is None:
             return
@@ -112,9 +117,7 @@ class TelegramWorld:
             await asyncio.wait_for(self.application.update_queue.join(), SETTLE_TIMEOUT)
         except TimeoutError:
             raise AssertionError(f"an update is still being handled\n{self.fake.dump()}") from None
-        await self.fake.wait_for(
-            lambda: adapter.in_flight == 0 and self.fake.in_flight == 0, SETTLE_TIMEOUT
-        )
+        await self.fake.wait_for(lambda: adapter.idle and self.fake.in_flight == 0, SETTLE_TIMEOUT)
 
     # -- reading what the bot did -----------------------------------------------------------------
 

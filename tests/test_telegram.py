@@ -473,7 +473,7 @@ async def test_a_429_is_waited_out_and_nothing_is_lost(engine):
 
 
 async def test_a_failing_delivery_step_neither_stops_the_others_nor_escapes(caplog):
-    from bot.tg.delivery import _side_by_side
+    from bot.tg.delivery import side_by_side
 
     done = []
 
@@ -484,7 +484,7 @@ async def test_a_failing_delivery_step_neither_stops_the_others_nor_escapes(capl
         await asyncio.sleep(0.01)
         done.append("sent")
 
-    await _side_by_side(fails(), works())
+    await side_by_side(fails(), works())
     assert done == ["sent"]
     assert "inaccessible message" in caplog.text
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Incoming:
     chat_title: str = ""
     # Telegram's update id: a redelivered update (same id) takes effect once.
     update_id: int | None = None
+    # The message whose button was pressed (its rewrite replaces it).
+    message_id: int | None = None
 
     @property
     def in_private(self) -> bool:
@@ -60,6 +63,8 @@ class Reply:
     photo: bytes | None = None
     # Added to the text when Telegram refuses the photo itself: the text goes out without it.
     photo_refused: str | None = None
+    # The open question with its controls: a typed answer rewrites this message.
+    asks: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,19 @@ class StageChanged:
     member_id: int
 
 
+@dataclass(frozen=True)
+class Queued:
+    """A message kept in the outbox: a new one, or an edit of ``message_id`` (None: of the
+    newest question sent to the chat before it)."""
+
+    id: int
+    chat_id: int
+    reply: Reply
+    edit: bool = False
+    message_id: int | None = None
+    created_at: datetime | None = None
+
+
 @dataclass
 class Response:
     replies: list[Reply] = field(default_factory=list)
@@ -80,8 +98,11 @@ class Response:
     # Short notice for a button press that changed nothing (an old or foreign button).
     notice: str | None = None
     # The message whose button was pressed, rewritten: a question with its answer (no buttons
-    # left live), or a multiple choice with its new check marks.
+    # left live), or a multiple choice with its new check marks. After a typed answer: the
+    # question it answered.
     edited: Reply | None = None
+    # The messages above as kept in the outbox (bot/dialog/outbox.py), when the caller asked.
+    queued: list[Queued] = field(default_factory=list)
 
 
 class Outcome(enum.Enum):
@@ -91,6 +112,7 @@ class Outcome(enum.Enum):
     PARTIAL = "partial"  # the first part went out, a later one failed
     BLOCKED = "blocked"  # the user blocked the bot or it left the group: do not retry
     FAILED = "failed"  # nothing went out; worth trying again later
+    REFUSED = "refused"  # Telegram refused it (a 400): sending it again would fail again
 
     @property
     def reached(self) -> bool:

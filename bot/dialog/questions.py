@@ -104,7 +104,7 @@ def ask(turn: Turn, deal: Deal, question: Question, answers: dict[str, Any] | No
 
 def _show_question(turn: Turn, deal: Deal, question: Question, answers: dict[str, Any]) -> None:
     text, choices, expects_text = render.question(turn, deal, question, answers)
-    turn.say(text, _with_controls(turn, choices), expects_text=expects_text)
+    turn.say(text, _with_controls(turn, choices), expects_text=expects_text, asks=True)
 
 
 def _with_controls(turn: Turn, choices: list[tuple[str, str]]) -> list[list[Button]]:

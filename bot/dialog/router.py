@@ -29,6 +29,7 @@ from bot.dialog import (
 )
 from bot.dialog.access import deal_for
 from bot.dialog.events import Incoming, Reply, Response
+from bot.dialog.outbox import keep_response
 from bot.dialog.refusals import STALE
 from bot.dialog.state import (
     EXCEPTION_REASON,
@@ -101,18 +102,28 @@ class Dialog:
         text = event.text or ""
         return event.button is None and text.startswith("/") and _command(text)[0] in LONG_READS
 
-    def handle(self, event: Incoming, *, engine: Engine | None = None) -> Response:
+    def handle(
+        self, event: Incoming, *, engine: Engine | None = None, outbox: bool = False
+    ) -> Response:
         """Handle one event; never raises: unexpected errors are logged and the member told.
 
         ``engine`` (here and below): another engine for the same database, such as the bot's,
         whose connections wait on its event loop (storage/event_loop.py); the dialog's own by
-        default.
+        default. ``outbox``: keep the replies in the outbox, in the turn's transaction
+        (``Response.queued``), for a transport that sends them from there.
         """
         event = _without_nul(event)
         engine = engine or self.engine
+
+        def turn(session: Session) -> Response:
+            response = self._handle(session, event)
+            if outbox:
+                response.queued = keep_response(session, response, event, now=self.clock())
+            return response
+
         return self._in_transaction(
             engine,
-            lambda session: self._handle(session, event),
+            turn,
             f"update {event.update_id} from user {event.sender.user_id} ({_shape(event)})",
             on_error=lambda: Response(
                 replies=[Reply(t(self._language_of(engine, event), "dialog.error"))]

@@ -86,9 +86,10 @@ class Turn(Writing):
         *,
         expects_text: bool = False,
         chat_id: int | None = None,
+        asks: bool = False,
     ) -> None:
         rows = tuple(tuple(row) for row in buttons or [] if row)
-        self.response.replies.append(Reply(text, rows, expects_text, chat_id))
+        self.response.replies.append(Reply(text, rows, expects_text, chat_id, asks=asks))
 
 
 # How a feature module declares what it handles (bot/dialog/router.py puts them together):

@@ -27,7 +27,7 @@ from flows import engine as flow
 from flows.nudging import decide, reminded_date, reminder_policy, still_wanted
 from flows.playbook import Playbook
 from flows.schedule import reminder_times, start_of_day
-from storage.db import transaction
+from storage.db import defer_commit_flush, transaction
 from storage.deals import set_deal_attributes
 from storage.models import Deal, Member, Nudge
 from storage.nudges import (
@@ -35,7 +35,6 @@ from storage.nudges import (
     claim_due_nudges,
     count_sent_since_each,
     deals_by_id,
-    defer_commit_flush,
     finish_nudges,
     members_by_id,
     postpone_nudges,
@@ -161,7 +160,7 @@ class NudgeRunner:
             # One commit per batch sent: waiting for the disk each time would dominate the tick,
             # and a record lost in a database crash only means the batch goes again.
             defer_commit_flush(session)
-            if outcome is Outcome.BLOCKED:
+            if outcome in (Outcome.BLOCKED, Outcome.REFUSED):  # it would never go
                 finish_nudges(session, ids=batch.nudge_ids, state="dropped", instance=self.instance)
                 return
             if not outcome.reached:

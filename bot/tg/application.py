@@ -22,7 +22,8 @@ from bot.dialog.router import Dialog
 from bot.jobs.digest_runner import DigestRunner
 from bot.jobs.nudge_runner import NudgeRunner
 from bot.tg.coach_bot import CoachBot
-from bot.tg.delivery import Delivery
+from bot.tg.courier import Courier
+from bot.tg.delivery import Delivery, side_by_side
 from bot.tg.incoming import GroupMigrated, RemovedFromGroup, read_update
 from bot.tg.menu import register_commands
 from bot.tg.polling import poll
@@ -51,6 +52,7 @@ class TelegramAdapter:
         self.dialog = dialog
         self.application = application
         self.delivery = Delivery(application.bot, self._migrated, self._removed)
+        self.courier = Courier(self.delivery, self.database)
         # Updates being handled or delivered; zero means the bot has caught up (tests, shutdown).
         self.in_flight = 0
 
@@ -74,12 +76,14 @@ class TelegramAdapter:
             return
         if self.database.inline or not self.dialog.reads_long(meaning):
             engine = self.database.engine
-            response = await self.database.run(self.dialog.handle, meaning, engine=engine)
+            response = await self.database.run(
+                self.dialog.handle, meaning, engine=engine, outbox=True
+            )
         else:
             # A whole team's digest can take seconds for a large team: in a thread, so the loop
             # keeps sending. Not on SQLite: its write transaction would hold up every other
             # turn anyway (one writer), and they would wait for the lock on the loop.
-            response = await asyncio.to_thread(self.dialog.handle, meaning)
+            response = await asyncio.to_thread(self.dialog.handle, meaning, outbox=True)
         # Deliver in the background: a chat waiting out its flood limit must not hold up others.
         self.in_flight += 1
         self.application.create_task(
@@ -88,9 +92,22 @@ class TelegramAdapter:
 
     async def _deliver(self, response: Response, chat_id: int, query) -> None:
         try:
-            await self.delivery.deliver(response, chat_id, query)
+            if not response.queued:  # not kept: an error's apology, a redelivery's nothing
+                await self.delivery.deliver(response, chat_id, query)
+            elif query is None:
+                await self.courier.deliver(response.queued)
+            else:  # the toast does not wait for the messages, nor they for it
+                await side_by_side(
+                    self.courier.deliver(response.queued),
+                    self.delivery.answer_query(query, response.notice),
+                )
         finally:
             self.in_flight -= 1
+
+    @property
+    def idle(self) -> bool:
+        """No update being handled, no reply being sent or recorded (tests, shutdown)."""
+        return self.in_flight == 0 and self.courier.idle
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log with context; tell a member in a private chat that something went wrong.
@@ -178,6 +195,7 @@ async def _post_init(application: Application) -> None:
     me = await application.bot.get_me()
     adapter.dialog.config = replace(adapter.dialog.config, bot_username=me.username)
     await register_commands(application.bot, adapter.dialog.config.language)
+    await adapter.courier.start()
     if application.bot_data["schedule"]:
         application.bot_data["ticker"].start(application.bot_data["tick_seconds"])
 
@@ -186,7 +204,9 @@ async def _post_stop(application: Application) -> None:
     """Stop ticking before the bot shuts down, so no tick sends through a closed bot; close
     the chat turns' connections while their event loop still runs."""
     application.bot_data["ticker"].stop()
-    await application.bot_data["adapter"].database.close()
+    adapter: TelegramAdapter = application.bot_data["adapter"]
+    await adapter.courier.stop()
+    await adapter.database.close()
 
 
 def preview_digests(app: App) -> list:

@@ -49,17 +49,18 @@ class Delivery:
     ) -> None:
         """Answer the button press and rewrite its message while sending every reply.
 
-        The chat's own replies go out in order, one after the other; replies for other chats
-        follow once the chat's are out.
+        For responses not kept in the outbox (an error, a group's change); kept ones go through
+        bot/tg/courier.py. The chat's own replies go out in order, one after the other; replies
+        for other chats follow once the chat's are out.
         """
         own = [r for r in response.replies if (r.chat_id or chat_id) == chat_id]
         others = [r for r in response.replies if (r.chat_id or chat_id) != chat_id]
         if query is not None or own:  # lock only a chat that gets something (no re-entry)
-            async with self._lock(chat_id):
+            async with self.lock(chat_id):
                 # The new messages, the toast and the rewrite of the pressed message (an edit
                 # keeps its place in the chat) do not wait on each other: one round trip. The
                 # next question leaves first: it is what the member waits for.
-                await _side_by_side(
+                await side_by_side(
                     self._send_in_order(own, chat_id), self._acknowledge(query, response)
                 )
         for reply in others:
@@ -69,21 +70,25 @@ class Delivery:
         """Answer a button press (its spinner stops) and rewrite its message, side by side."""
         if query is None:
             return
-        steps = [self._answer_query(query, response.notice)]
+        steps = [self.answer_query(query, response.notice)]
         if response.edited is not None:
-            steps.append(self._edit(query, response.edited))
-        await _side_by_side(*steps)
+            message = query.message
+            steps.append(self.edit(message.chat.id, message.message_id, response.edited))
+        await side_by_side(*steps)
 
     async def _send_in_order(self, replies: list[Reply], chat_id: int) -> None:
         for reply in replies:
-            await self._send(reply, chat_id)
+            await self.send_unlocked(reply, chat_id)
 
     async def send(self, reply: Reply, chat_id: int) -> Outcome:
         """Send one reply, split to Telegram's length limit, the buttons under the last part."""
-        async with self._lock(chat_id):
-            return await self._send(reply, chat_id)
+        async with self.lock(chat_id):
+            outcome, _ = await self.send_unlocked(reply, chat_id)
+            return outcome
 
-    async def _send(self, reply: Reply, chat_id: int) -> Outcome:
+    async def send_unlocked(self, reply: Reply, chat_id: int) -> tuple[Outcome, int | None]:
+        """``send`` for a caller holding the chat's lock; also Telegram's id of the last part
+        (the one with the buttons), once sent."""
         text, photo_sent = reply.text, False
         if reply.photo is not None:
             photo = await self._guarded(
@@ -92,24 +97,30 @@ class Delivery:
             if photo is None:  # the photo itself was refused: the text goes, with a note, once
                 text = f"{text}\n\n{reply.photo_refused}" if reply.photo_refused else text
             elif photo is not Outcome.SENT:
-                return photo
+                return photo, None
             photo_sent = photo is Outcome.SENT
+        made: list[int | None] = []
         sends = []
         parts = split_html(text)
         for n, part in enumerate(parts, 1):
             markup = keyboard(reply) if n == len(parts) else None
-            sends.append((self._message(chat_id, part, markup), (part, markup)))
+            sends.append((self._message(chat_id, part, markup, made), (part, markup)))
         for n, (send, resend) in enumerate(sends):
             outcome = await self._guarded(chat_id, send, resend)
             if outcome is not Outcome.SENT:
-                partial = (n or photo_sent) and outcome is Outcome.FAILED
-                return Outcome.PARTIAL if partial else outcome
-        return Outcome.SENT
+                partial = (n or photo_sent) and outcome in (Outcome.FAILED, Outcome.REFUSED)
+                return (Outcome.PARTIAL if partial else outcome), None
+        return Outcome.SENT, made[-1] if made else None
 
-    def _message(self, chat_id: int, text: str, markup):
-        return lambda: self.bot.post_unparsed(
-            "sendMessage", chat_id=chat_id, text=text, **_html_with(markup)
-        )
+    def _message(self, chat_id: int, text: str, markup, made: list[int | None] | None = None):
+        async def send() -> None:
+            answer = await self.bot.post_unparsed(
+                "sendMessage", chat_id=chat_id, text=text, **_html_with(markup)
+            )
+            if made is not None:
+                made.append(answer.get("message_id") if isinstance(answer, dict) else None)
+
+        return send
 
     async def _guarded(
         self, chat_id: int, send, resend: tuple | None, *, refusable: bool = False
@@ -128,11 +139,8 @@ class Delivery:
             await self._forbidden(chat_id, exc)
             return Outcome.BLOCKED
         except BadRequest as exc:
-            if not refusable:
-                log.exception("could not send a message to chat %s", chat_id)
-                return Outcome.FAILED
             log.warning("chat %s: Telegram refused what was sent (%s)", chat_id, exc.message)
-            return None
+            return None if refusable else Outcome.REFUSED
         except TelegramError:
             log.exception("could not send a message to chat %s", chat_id)
             return Outcome.FAILED
@@ -151,7 +159,7 @@ class Delivery:
         else:
             log.info("user %s blocked the bot (%s)", chat_id, exc.message)
 
-    async def _answer_query(self, query: CallbackQuery, notice: str | None) -> None:
+    async def answer_query(self, query: CallbackQuery, notice: str | None) -> None:
         """Always answer, so the button stops spinning; a notice shows as a short toast."""
         text = html.unescape(TAG.sub("", notice)) if notice else None
         if text and len(text) > CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH:
@@ -161,29 +169,36 @@ class Delivery:
         except TelegramError as exc:
             log.info("could not answer callback %s: %s", query.id, exc)
 
-    async def _edit(self, query: CallbackQuery, reply: Reply) -> None:
-        message = query.message
+    async def edit(self, chat_id: int, message_id: int, reply: Reply) -> Outcome:
+        """Rewrite a message; REFUSED when there is nothing to rewrite (it is gone, or already
+        reads so: a press twice)."""
         try:
             await self.bot.post_unparsed(
                 "editMessageText",
-                chat_id=message.chat.id,
-                message_id=message.message_id,
+                chat_id=chat_id,
+                message_id=message_id,
                 text=split_html(reply.text)[0],
                 **_html_with(keyboard(reply)),
             )
+            return Outcome.SENT
         except BadRequest as exc:
-            # Pressed twice, or the message is gone: nothing to rewrite.
-            log.info("could not edit message %s: %s", message.message_id, exc.message)
-        except TelegramError:
-            log.exception("could not edit message %s", message.message_id)
+            log.info("could not edit message %s: %s", message_id, exc.message)
+            return Outcome.REFUSED
+        except Forbidden as exc:
+            await self._forbidden(chat_id, exc)
+            return Outcome.BLOCKED
+        except TelegramError as exc:
+            log.warning("could not edit message %s (%s)", message_id, type(exc).__name__)
+            return Outcome.FAILED
 
-    def _lock(self, chat_id: int) -> asyncio.Lock:
+    def lock(self, chat_id: int) -> asyncio.Lock:
+        """The chat's lock: whoever sends to the chat holds it, so its messages keep their order."""
         if len(self._locks) > 10_000:  # forget idle chats
             self._locks = {k: v for k, v in self._locks.items() if v.locked()}
         return self._locks.setdefault(chat_id, asyncio.Lock())
 
 
-async def _side_by_side(*steps: Awaitable[object]) -> None:
+async def side_by_side(*steps: Awaitable[object]) -> None:
     """Run steps concurrently; one failing neither stops the others nor escapes (logged)."""
     for outcome in await asyncio.gather(*steps, return_exceptions=True):
         if isinstance(outcome, Exception):

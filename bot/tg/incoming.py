@@ -64,6 +64,7 @@ def _button(update: Update) -> Incoming | None:
         button=query.data,
         chat_id=message.chat.id,
         update_id=update.update_id,
+        message_id=message.message_id,
     )
 
 

@@ -1,0 +1,225 @@
+"""Sending what chat turns kept in the outbox: in order per chat, at least once.
+
+A turn's messages are committed with its answers (bot/dialog/outbox.py) and sent right after.
+What Telegram did not take (an outage, a refused connection, the process killed) stays in the
+outbox: the chat goes on the backlog, and its messages are sent again, oldest first, before
+anything newer for that chat; at start-up every chat with messages waiting is on it. A message
+is marked done once Telegram accepted it, or refused it for good (a blocked bot, a message no
+longer there to edit). A crash between the send and its mark means the message goes twice:
+a duplicate is better than silence (README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from bot.dialog.events import Outcome, Queued
+from bot.dialog.outbox import LEASE, queued
+from bot.tg.delivery import Delivery
+from storage.db import defer_commit_flush, transaction
+from storage.event_loop import LoopDatabase
+from storage.outbox import (
+    chats_with_unsent,
+    forget_done,
+    mark_done,
+    newest_question,
+    take_over_due,
+    unsent,
+)
+
+log = logging.getLogger(__name__)
+RETRY_SECONDS = (1, 2, 5, 10, 30)  # after failed sends, then every 30 s until Telegram answers
+SWEEP_SECONDS = 30  # how often messages left by another (dead) instance are looked for
+QUESTIONS_REMEMBERED = 50_000  # chats whose newest question message id is kept in memory
+
+
+class Courier:
+    def __init__(
+        self,
+        delivery: Delivery,
+        database: LoopDatabase,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        retry_seconds: tuple[float, ...] = RETRY_SECONDS,
+    ):
+        self.delivery = delivery
+        self.database = database
+        self.clock = clock
+        self.retry_seconds = retry_seconds
+        self.backlog: set[int] = set()  # chats with older messages waiting in the outbox
+        self._marks: list[tuple[int, int | None]] = []  # done, not yet written
+        self._marked: set[int] = set()  # row ids done in memory, perhaps not yet in the database
+        self._questions: dict[int, tuple[int, int]] = {}  # chat -> (row id, message id)
+        self._flush: asyncio.Task | None = None
+        self._loop: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+
+    @property
+    def idle(self) -> bool:
+        """Every done message is written down (tests, shutdown)."""
+        return not self._marks and (self._flush is None or self._flush.done())
+
+    # -- a turn's messages ----------------------------------------------------------------------
+
+    async def deliver(self, messages: list[Queued]) -> None:
+        """Send a turn's messages: each chat's in order, chats one after the other."""
+        chats: dict[int, list[Queued]] = {}
+        for message in messages:
+            chats.setdefault(message.chat_id, []).append(message)
+        for chat_id, own in chats.items():
+            await self._send_chat(chat_id, own)
+
+    async def _send_chat(self, chat_id: int, fresh: list[Queued] | None) -> None:
+        async with self.delivery.lock(chat_id):
+            if fresh is None or chat_id in self.backlog:
+                # Older messages wait: they go first, and the fresh ones are among them.
+                rows = await self.database.run(self._unsent, chat_id)
+                messages = [queued(row) for row in rows if row.id not in self._marked]
+            else:
+                messages = fresh
+            if await self._send_in_order(chat_id, messages):
+                self.backlog.discard(chat_id)
+            else:
+                self.backlog.add(chat_id)
+                self._wake.set()
+
+    async def _send_in_order(self, chat_id: int, messages: list[Queued]) -> bool:
+        """Send until one fails (False: it and those after it stay in the outbox).
+
+        An edit does not hold up what follows it (a rewrite keeps its place in the chat), so a
+        button press's rewrite and the next question leave side by side.
+        """
+        edits: list[asyncio.Task[bool]] = []
+        ok = True
+        for message in messages:
+            if message.edit:
+                target = await self._edit_target(message)
+                edits.append(asyncio.ensure_future(self._edit(message, target)))
+                continue
+            outcome, message_id = await self.delivery.send_unlocked(message.reply, chat_id)
+            if outcome is Outcome.FAILED:
+                ok = False
+                break
+            if message.reply.asks and message_id is not None:
+                self._remember_question(chat_id, message.id, message_id)
+            self._done(message, message_id, outcome)
+        results = await asyncio.gather(*edits)
+        return ok and all(results)
+
+    async def _edit(self, message: Queued, target: int | None) -> bool:
+        if target is None:  # the question it rewrites never went out, or is long gone
+            self._done(message, None, Outcome.REFUSED)
+            return True
+        outcome = await self.delivery.edit(message.chat_id, target, message.reply)
+        if outcome is Outcome.FAILED:
+            return False
+        self._done(message, None, outcome)
+        return True
+
+    async def _edit_target(self, message: Queued) -> int | None:
+        if message.message_id is not None:
+            return message.message_id
+        known = self._questions.get(message.chat_id)
+        if known is not None and known[0] < message.id:
+            return known[1]
+        return await self.database.run(self._newest_question, message.chat_id, message.id)
+
+    def _remember_question(self, chat_id: int, row_id: int, message_id: int) -> None:
+        if len(self._questions) >= QUESTIONS_REMEMBERED:
+            self._questions.clear()  # the database knows them too
+        self._questions[chat_id] = (row_id, message_id)
+
+    def _done(self, message: Queued, message_id: int | None, outcome: Outcome) -> None:
+        if outcome in (Outcome.BLOCKED, Outcome.REFUSED):
+            log.info("chat %s: message %s given up (%s)", message.chat_id, message.id, outcome)
+        self._marks.append((message.id, message_id))
+        self._marked.add(message.id)
+        if self._flush is None or self._flush.done():
+            self._flush = asyncio.ensure_future(self._write_marks())
+
+    async def _write_marks(self) -> None:
+        """Write the marks gathered meanwhile in one transaction (one commit for a burst)."""
+        await asyncio.sleep(0)  # let the other chats' sends of this batch add theirs
+        while self._marks:
+            marks, self._marks = self._marks, []
+            try:
+                await self.database.run(self._mark, marks)
+            except Exception as exc:
+                # Still done in memory: not sent twice by this process; a restart sends them
+                # again, which the README accepts (at least once).
+                log.warning("could not record %s sent messages (%s)", len(marks), exc)
+                return
+            self._marked.difference_update(row_id for row_id, _ in marks)
+
+    # -- the backlog ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Put every chat with messages waiting on the backlog, and keep working it off."""
+        try:
+            chats = await self.database.run(self._chats_waiting)
+        except Exception as exc:
+            log.warning("could not read the outbox at start-up (%s); trying later", exc)
+            chats = []
+        self.backlog.update(chats)
+        if chats:
+            log.info("%s chats have messages waiting from before; sending them", len(chats))
+        self._wake.set()
+        self._loop = asyncio.ensure_future(self._work_off_backlog())
+
+    async def stop(self) -> None:
+        """Stop retrying and write down what was sent (unsent messages wait for the next start)."""
+        if self._loop is not None:
+            self._loop.cancel()
+            await asyncio.gather(self._loop, return_exceptions=True)
+            self._loop = None
+        if self._flush is not None:
+            await asyncio.gather(self._flush, return_exceptions=True)
+        if self._marks:
+            await self._write_marks()
+
+    async def _work_off_backlog(self) -> None:
+        failures = 0
+        swept = time.monotonic()
+        while True:
+            delay = self.retry_seconds[min(failures, len(self.retry_seconds) - 1)]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay if self.backlog else SWEEP_SECONDS)
+            self._wake.clear()
+            try:
+                if time.monotonic() - swept >= SWEEP_SECONDS:
+                    swept = time.monotonic()
+                    self.backlog.update(await self.database.run(self._sweep))
+                for chat_id in sorted(self.backlog):
+                    await self._send_chat(chat_id, None)
+            except Exception as exc:  # the database failed: the messages wait in the outbox
+                log.warning("could not work off the outbox (%s); trying again", exc)
+            failures = failures + 1 if self.backlog else 0
+
+    # -- database work (run on the loop's database) ---------------------------------------------
+
+    def _unsent(self, chat_id: int) -> list:
+        with transaction(self.database.engine, read_only=True) as session:
+            return unsent(session, chat_id=chat_id)
+
+    def _newest_question(self, chat_id: int, before_id: int) -> int | None:
+        with transaction(self.database.engine, read_only=True) as session:
+            return newest_question(session, chat_id=chat_id, before_id=before_id)
+
+    def _chats_waiting(self) -> list[int]:
+        with transaction(self.database.engine, read_only=True) as session:
+            return chats_with_unsent(session)
+
+    def _mark(self, marks: list[tuple[int, int | None]]) -> None:
+        with transaction(self.database.engine) as session:
+            defer_commit_flush(session)  # lost only if the server crashes: sent again then
+            mark_done(session, marks, now=self.clock())
+
+    def _sweep(self) -> list[int]:
+        with transaction(self.database.engine) as session:
+            forget_done(session, now=self.clock())
+            return take_over_due(session, now=self.clock(), lease=LEASE)
