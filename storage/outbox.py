@@ -127,6 +127,17 @@ def newest_question(session: Session, *, chat_id: int, before_id: int) -> int | 
     return session.execute(statement).scalar()
 
 
+def newest_prompt(session: Session, *, chat_id: int) -> OutboxMessage | None:
+    """The newest message (not an edit) kept for the chat: what the rep was last told."""
+    statement = (
+        select(OutboxMessage)
+        .where(col(OutboxMessage.chat_id) == chat_id, col(OutboxMessage.kind) == "send")
+        .order_by(col(OutboxMessage.id).desc())
+        .limit(1)
+    )
+    return session.execute(statement).scalar()
+
+
 def forget_done(session: Session, *, now: datetime) -> int:
     """Drop done rows older than ``KEEP_DONE``; returns how many."""
     result = session.execute(

@@ -166,9 +166,32 @@ def test_the_outbox_migration_keeps_what_was_there(db_url: str) -> None:
             session.add(Team(name="Sales East", created_at=NOW))
         upgrade(engine)
         with transaction(engine) as session:
-            assert [team.name for team in session.execute(select(Team)).scalars()] == [
-                "Sales East"
-            ]
+            assert [team.name for team in session.execute(select(Team)).scalars()] == ["Sales East"]
             assert keep(session, [message(ANN)], now=NOW, lease=LEASE)
     finally:
         engine.dispose()
+
+
+# -- the same text sent again ----------------------------------------------------------------
+
+
+async def test_an_answer_sent_again_while_its_reply_is_away_is_not_filed_twice(world, fake):
+    """Issue 18: the re-sent answer landed in the next field, silently."""
+    await world.say(ANN, "/new")
+    telegram_down(fake)
+    await world.say(ANN, "Acme Bank")  # saved as the customer; "the deal's name?" is stuck
+    await world.say(ANN, "Acme Bank")  # Ann tries again: not the deal's name
+    telegram_back(fake)
+    await fake.wait_for(lambda: "Got “Acme Bank” already" in world.last_texts(ANN, 2), timeout=10)
+    await world.settle()
+    texts = world.texts(ANN)
+    assert "call this deal" in texts[-3] and "already" in texts[-2] and "call it" in texts[-1]
+    await world.say(ANN, "Acme Bank")  # seen the question: now the same text is the name
+    assert "Created #1 Acme Bank (Acme Bank)" in world.last_texts(ANN, 2)
+
+
+async def test_the_same_text_for_two_questions_in_a_row_is_two_answers(world, fake):
+    await world.say(ANN, "/new")
+    await world.say(ANN, "Acme")
+    await world.say(ANN, "Acme")  # the deal may be called as its customer
+    assert "Created #1 Acme (Acme)" in world.last_texts(ANN, 2)

@@ -35,8 +35,11 @@ class Incoming:
     chat_title: str = ""
     # Telegram's update id: a redelivered update (same id) takes effect once.
     update_id: int | None = None
-    # The message whose button was pressed (its rewrite replaces it).
+    # Telegram's id of the message: the one typed, or the one whose button was pressed (its
+    # rewrite replaces it). In a private chat both sides' messages share one sequence of ids.
     message_id: int | None = None
+    # The newest message this process sent to the chat: its outbox row id and Telegram's id.
+    shown: tuple[int, int] | None = None
 
     @property
     def in_private(self) -> bool:

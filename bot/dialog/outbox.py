@@ -31,8 +31,9 @@ def keep_response(
     home = event.chat_id if event.chat_id is not None else event.sender.user_id
     planned: list[tuple[int, Reply, bool, int | None]] = []
     edited = response.edited
-    if edited is not None and (event.button is None or event.message_id is not None):
-        planned.append((home, edited, True, event.message_id))
+    pressed = event.message_id if event.button is not None else None
+    if edited is not None and (event.button is None or pressed is not None):
+        planned.append((home, edited, True, pressed))
     for reply in response.replies:
         planned.append((reply.chat_id or home, reply, False, None))
     rows = [

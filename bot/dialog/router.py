@@ -26,6 +26,7 @@ from bot.dialog import (
     overrides,
     pause,
     questions,
+    resends,
 )
 from bot.dialog.access import deal_for
 from bot.dialog.events import Incoming, Reply, Response
@@ -202,8 +203,14 @@ class Dialog:
         elif event.unsupported or event.edited:
             turn.say(turn.text("dialog.edited" if event.edited else "dialog.text_only"))
             questions.resume(turn)
+        elif resends.is_resent(turn, event, event.text or ""):
+            turn.say(turn.text("dialog.resent", text=turn.state.typed))
+            state.typed = None  # sent once more, as the reply asks, it is an answer
+            questions.resume(turn)
         else:
+            before = resends.typed_step(state)
             on_text(turn, event.text or "")
+            resends.remember(state, before, event.text or "")
         save_conversation(
             session,
             member_id=member.id,

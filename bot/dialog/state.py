@@ -42,6 +42,9 @@ class ConversationState:
     history: list[str] = field(default_factory=list)
     # Grows with every question asked; buttons carry it so presses on old messages are refused.
     seq: int = 0
+    # The text the last typed step took: the same text sent again before the rep could see what
+    # came next is a re-send (a reply late or lost), not an answer to the next step.
+    typed: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

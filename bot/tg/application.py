@@ -16,7 +16,7 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.dialog.events import Reply, Response
+from bot.dialog.events import Incoming, Reply, Response
 from bot.dialog.membership import member_language
 from bot.dialog.router import Dialog
 from bot.jobs.digest_runner import DigestRunner
@@ -67,6 +67,9 @@ class TelegramAdapter:
         meaning = read_update(update)
         if meaning is None:
             return
+        if isinstance(meaning, Incoming) and meaning.text is not None:
+            chat = meaning.chat_id if meaning.chat_id is not None else meaning.sender.user_id
+            meaning = replace(meaning, shown=self.courier.shown.get(chat))
         if isinstance(meaning, GroupMigrated):
             await self._migrated(meaning.old_chat_id, meaning.new_chat_id)
             return

@@ -55,6 +55,9 @@ class Courier:
         self._marks: list[tuple[int, int | None]] = []  # done, not yet written
         self._marked: set[int] = set()  # row ids done in memory, perhaps not yet in the database
         self._questions: dict[int, tuple[int, int]] = {}  # chat -> (row id, message id)
+        # chat -> (row id, Telegram's message id) of the newest message sent: what the rep may
+        # have seen (bot/dialog/resends.py)
+        self.shown: dict[int, tuple[int, int]] = {}
         self._flush: asyncio.Task | None = None
         self._loop: asyncio.Task | None = None
         self._wake = asyncio.Event()
@@ -105,8 +108,8 @@ class Courier:
             if outcome is Outcome.FAILED:
                 ok = False
                 break
-            if message.reply.asks and message_id is not None:
-                self._remember_question(chat_id, message.id, message_id)
+            if message_id is not None:
+                self._remember_sent(chat_id, message.id, message_id, message.reply.asks)
             self._done(message, message_id, outcome)
         results = await asyncio.gather(*edits)
         return ok and all(results)
@@ -129,10 +132,13 @@ class Courier:
             return known[1]
         return await self.database.run(self._newest_question, message.chat_id, message.id)
 
-    def _remember_question(self, chat_id: int, row_id: int, message_id: int) -> None:
-        if len(self._questions) >= QUESTIONS_REMEMBERED:
-            self._questions.clear()  # the database knows them too
-        self._questions[chat_id] = (row_id, message_id)
+    def _remember_sent(self, chat_id: int, row_id: int, message_id: int, asks: bool) -> None:
+        if len(self.shown) >= QUESTIONS_REMEMBERED:
+            self.shown.clear()  # the database knows them too, once marked
+            self._questions.clear()
+        self.shown[chat_id] = (row_id, message_id)
+        if asks:
+            self._questions[chat_id] = (row_id, message_id)
 
     def _done(self, message: Queued, message_id: int | None, outcome: Outcome) -> None:
         if outcome in (Outcome.BLOCKED, Outcome.REFUSED):
@@ -144,7 +150,10 @@ class Courier:
 
     async def _write_marks(self) -> None:
         """Write the marks gathered meanwhile in one transaction (one commit for a burst)."""
-        await asyncio.sleep(0)  # let the other chats' sends of this batch add theirs
+        # The sends of this loop turn add theirs and share the commit. No longer than that: a
+        # process killed before the mark sends the message again after its restart, and a
+        # question shown twice, late, can mislead a rep (bot/dialog/resends.py).
+        await asyncio.sleep(0)
         while self._marks:
             marks, self._marks = self._marks, []
             try:

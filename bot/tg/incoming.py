@@ -49,6 +49,7 @@ def read_update(update: Update) -> Incoming | GroupMigrated | RemovedFromGroup |
         chat_id=chat.id,
         chat_title=chat.title or "",
         update_id=update.update_id,
+        message_id=message.message_id,
     )
 
 

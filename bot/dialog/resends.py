@@ -1,0 +1,46 @@
+"""A typed text sent again because its reply was late or lost, told apart from a new answer.
+
+A rep answers, the bot saves the answer and then its reply is slow (Telegram is away, the bot
+restarted, or a copy of the question arrived twice); the rep sends the same text again. Filed
+under the next step, it would save one field's answer as another's, silently. The same text
+is a re-send when the rep could not have seen what the bot said after the first one: that
+message is not in the chat yet, or came after the rep's. In a private chat Telegram numbers
+both sides' messages in one sequence, so "after" is exact, whatever the clocks say.
+"""
+
+from __future__ import annotations
+
+from bot.dialog.events import Incoming
+from bot.dialog.state import ConversationState
+from bot.dialog.turn import Turn
+from storage.outbox import newest_prompt
+
+
+def typed_step(state: ConversationState) -> tuple:
+    """Where a typed text lands: it moved the conversation on when this changes."""
+    return state.mode, state.deal_id, state.key, state.part, state.seq, len(state.history)
+
+
+def remember(state: ConversationState, before: tuple, text: str) -> None:
+    """After a turn: the text a typed step took; a command that moved on forgets it."""
+    if typed_step(state) == before:
+        return
+    state.typed = None if text.startswith("/") else _same(text)
+
+
+def is_resent(turn: Turn, event: Incoming, text: str) -> bool:
+    if turn.state.typed is None or text.startswith("/") or _same(text) != turn.state.typed:
+        return False
+    chat_id = event.chat_id if event.chat_id is not None else event.sender.user_id
+    newest = newest_prompt(turn.session, chat_id=chat_id)
+    if newest is None or event.message_id is None:
+        return False  # nothing is known of what the rep was shown (the terminal chat)
+    if event.shown is not None and event.shown[0] == newest.id:
+        sent_as = event.shown[1]  # this process sent it (it may not be marked sent yet)
+    else:
+        sent_as = newest.message_id  # sent by another process, or not yet at all
+    return sent_as is None or event.message_id < sent_as
+
+
+def _same(text: str) -> str:
+    return " ".join(text.split())
