@@ -213,6 +213,15 @@ def pick_button(buttons: list[tuple[str, str]], label: str, seq: int) -> str:
     raise AssertionError(f"no button {label!r} for question {seq} among {buttons}")
 
 
+# What the bot says when it takes an answer for the previous one sent again (bot/dialog/resends.py).
+RESENT_NOTICE = t("en", "dialog.resent", text="\x00").split("\x00")[0]
+
+
+def _looks(message: dict[str, Any]) -> tuple:
+    """What a message shows: its text and its buttons."""
+    return message.get("text", ""), tuple(message_buttons(message))
+
+
 def message_buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
     markup = message.get("reply_markup") or {}
     return [
@@ -633,6 +642,7 @@ class Stats:
     redelivered_updates: int = 0
     resends: int = 0
     pokes: int = 0
+    duplicate_prompts: int = 0  # a reply sent again after a kill (at least once), seen twice
     continuations: int = 0
     acknowledged: int = 0
     steps: int = 0
@@ -1134,6 +1144,10 @@ class Rep:
         self.deal_ids: list[int] = []
         self.sent: Sent | None = None
         self.last_step: tuple | None = None
+        # The prompt last acted on (message id, looks): a later copy of it (the outbox sends a
+        # reply again when its process died before recording it sent) is not answered twice.
+        self.acted_on: tuple[int, tuple] | None = None
+        self.copies_seen: set[int] = set()
         self.kill_states: list[tuple[int, State]] = []
         self.acknowledged: list[tuple[int, str]] = []  # (deal id, field) the bot moved on from
         self.steps_seen: list[tuple] = []
@@ -1180,6 +1194,8 @@ class Rep:
             shown = message.get("text", "")
             if nudge_ids(message):
                 continue
+            if self._copy_of_acted_on(message):
+                continue
             if state.mode == QUESTION:
                 if any(d.startswith(f"q:{state.seq}:") for _, d in message_buttons(message)):
                     return message
@@ -1192,6 +1208,23 @@ class Rep:
             else:
                 return message
         return None
+
+    def _copy_of_acted_on(self, message: dict[str, Any]) -> bool:
+        """A later copy of the prompt last acted on, while its answer is on its way. After a
+        poke the bot shows the open prompt again on purpose: that copy is the one to act on."""
+        if self.acted_on is None or message["message_id"] <= self.acted_on[0]:
+            return False
+        if self.sent is not None and self.sent.poke:
+            return False
+        between = self.fake.bot_messages(self.user_id, self.acted_on[0])
+        if any(m.get("text", "").startswith(RESENT_NOTICE) for m in between):
+            return False  # the bot took the answer for a re-send and asks again: answer again
+        if _looks(message) != self.acted_on[1]:
+            return False
+        if message["message_id"] not in self.copies_seen:
+            self.copies_seen.add(message["message_id"])
+            self.sup.stats.duplicate_prompts += 1
+        return True
 
     # -- the walk -------------------------------------------------------------------------------
 
@@ -1223,6 +1256,7 @@ class Rep:
                     )
                 continue
             self._observe(state, prompt)
+            self.acted_on = (prompt["message_id"], _looks(prompt))
             if state.mode == IDLE and not self.sup.more_deals:
                 self.done = True
                 return

@@ -434,7 +434,8 @@ def report(supervisor: Supervisor, seconds: float, database: str) -> str:
         f"continuations checked after kills {stats.continuations}",
         f"  updates lost (confirmed by getUpdates before the handler committed) "
         f"{stats.lost_updates}, resent by the rep {stats.resends}; "
-        f"redelivered {stats.redelivered_updates}; pokes after a lost reply {stats.pokes}",
+        f"redelivered {stats.redelivered_updates}; pokes after a lost reply {stats.pokes}; "
+        f"prompts seen twice (sent again after a kill) {stats.duplicate_prompts}",
         f"  claims a killed process left, taken over after CLAIM_TIMEOUT (aged by the test; "
         f"cumulative): {stats.aged_nudges} nudge rows, {stats.aged_digests} digest runs",
         f"  kills that fell between Telegram accepting a nudge/digest and the database recording "
