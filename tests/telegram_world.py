@@ -51,6 +51,7 @@ class TelegramWorld:
         )
         await self.application.initialize()
         await self.application.post_init(self.application)
+        await self.application.bot_data["introduction"]  # the username, for t.me links
         await self.application.start()
         if webhook_port is None:
             await self.application.updater.start_polling(poll_interval=0, timeout=1)

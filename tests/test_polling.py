@@ -8,12 +8,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 from sqlalchemy import Engine
 from telegram import Update
+from telegram.error import InvalidToken
 from telegram.ext import ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.cli.app import build_app
 from bot.cli.config import DatabaseSettings, Settings, TelegramSettings
+from bot.tg import application as application_module
 from bot.tg.application import ALLOWED_UPDATES, build_application
 from bot.tg.polling import handle_batch, serve
 from tests.fake_bot_api import FakeBotApi
@@ -103,8 +106,10 @@ async def serving(fake: FakeBotApi, engine: Engine) -> AsyncIterator[None]:
         yield
     finally:
         stop.set()
-        await asyncio.wait_for(task, 20)
-        app.engine.dispose()
+        try:
+            await asyncio.wait_for(task, 20)
+        finally:
+            app.engine.dispose()
 
 
 def _unreadable_updates() -> list[dict]:
@@ -149,3 +154,49 @@ async def test_another_poller_on_the_token_is_one_warning_not_a_traceback_each_t
     conflicts = [r for r in caplog.records if "another process is polling" in r.getMessage()]
     assert len(conflicts) == 1 and conflicts[0].levelno == logging.WARNING
     assert all(r.exc_info is None for r in caplog.records if r.name.startswith("bot."))
+
+
+async def test_a_failing_telegram_at_start_up_does_not_keep_the_bot_from_serving(
+    fake: FakeBotApi, engine: Engine, monkeypatch, caplog
+) -> None:
+    """Issue 13: one 502 on setMyCommands ended ``stagecoach run``. getMe, the menus and the
+    webhook's removal are retried or passed over; the bot serves meanwhile, and the menus
+    are set once Telegram answers."""
+    monkeypatch.setattr(application_module, "INTRODUCE_RETRY_SECONDS", (0.05,))
+    fake.inject_error("getMe", 502, "Bad Gateway", count=2)
+    fake.inject_error("deleteWebhook", 500, "Internal Server Error")
+    fake.inject_error("setMyCommands", 500, "Internal Server Error", count=3)
+    _stranger_says(fake, "hello")
+    with caplog.at_level(logging.WARNING):
+        async with serving(fake, engine):
+            await fake.wait_for(lambda: fake.sent(STRANGER), 10)
+            await fake.wait_for(lambda: len(fake.calls("setMyCommands")) >= 3 + 6, 10)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("did not say who this bot is" in line for line in warned)
+    assert any("could not remove a webhook" in line for line in warned)
+    retried = [line for line in warned if "set its command menus" in line]
+    assert len(retried) == 3  # one a failed setMyCommands (PTB asked getMe twice at start)
+
+
+async def test_a_get_me_that_times_out_does_not_keep_the_bot_from_serving(
+    fake: FakeBotApi, engine: Engine, monkeypatch
+) -> None:
+    monkeypatch.setattr(application_module, "INTRODUCE_RETRY_SECONDS", (0.05,))
+    held = fake.hold("getMe")
+    _stranger_says(fake, "hello")
+    async with serving(fake, engine):
+        await fake.wait_for(lambda: fake.sent(STRANGER), 15)  # after getMe's read timeout
+        held.set()
+        await fake.wait_for(lambda: fake.calls("setMyCommands"), 10)
+
+
+async def test_a_rejected_token_stops_the_start_without_repeating_the_token(
+    fake: FakeBotApi, engine: Engine
+) -> None:
+    """PTB's own InvalidToken quotes the token (issue 18: it reached the CLI's output)."""
+    fake.inject_error("getMe", 401, "Unauthorized")
+    with pytest.raises(InvalidToken) as caught:
+        async with serving(fake, engine):
+            pass
+    assert fake.token not in str(caught.value) and "rejected the bot token" in str(caught.value)

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy.util import await_only
-from telegram import Bot
+from telegram import Bot, User
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter, ExtBot
 from telegram.request import BaseRequest, RequestData
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.tg.fences import post_unparsed
+from bot.tg.fences import assume_bot_user, post_unparsed
 from bot.tg.ratelimit import retry_after_seconds
 from storage.fences import greenlet_spawn
 
@@ -146,3 +146,13 @@ async def test_greenlet_spawn_runs_sync_code_that_awaits():
         "sqlalchemy.util.greenlet_spawn no longer runs sync code that awaits; see "
         "storage/fences.py and storage/event_loop.py"
     )
+
+
+def test_a_bot_whose_get_me_failed_goes_by_an_assumed_user():
+    """bot/tg/fences.assume_bot_user: Application.start reads ``bot.id``, which only a
+    successful getMe sets (``Bot._bot_user``)."""
+    bot = ExtBot("123:abc")
+    with pytest.raises(RuntimeError):
+        _ = bot.id
+    assume_bot_user(bot, User(123, "", is_bot=True))
+    assert bot.id == 123, "PTB no longer reads the bot's user from Bot._bot_user"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import logging
 import os
 import socket
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from telegram import Update
 from telegram.constants import ChatType
+from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.dialog.events import Incoming, Reply, Response
@@ -39,6 +41,7 @@ if TYPE_CHECKING:  # the wiring that calls in here; only its type is needed
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+INTRODUCE_RETRY_SECONDS = (2, 5, 15, 60, 300)  # getMe and the menus, after a failure
 
 
 class TelegramAdapter:
@@ -193,19 +196,44 @@ def build_runners(app: App) -> tuple[NudgeRunner, DigestRunner]:
 
 
 async def _post_init(application: Application) -> None:
-    """Learn the bot's username (for t.me links), register the command menus, start ticking."""
+    """Send what waits in the outbox, introduce the bot in the background, start ticking."""
     adapter: TelegramAdapter = application.bot_data["adapter"]
-    me = await application.bot.get_me()
-    adapter.dialog.config = replace(adapter.dialog.config, bot_username=me.username)
-    await register_commands(application.bot, adapter.dialog.config.language)
+    application.bot_data["introduction"] = asyncio.ensure_future(_introduce(application))
     await adapter.courier.start()
     if application.bot_data["schedule"]:
         application.bot_data["ticker"].start(application.bot_data["tick_seconds"])
 
 
+async def _introduce(application: Application) -> None:
+    """Learn the bot's username (for t.me links) and register the command menus.
+
+    Both are cosmetic: asked until Telegram answers, in the background, so that a 5xx or a
+    timeout from Telegram (or a proxy before it) never keeps the bot from serving.
+    """
+    adapter: TelegramAdapter = application.bot_data["adapter"]
+    for attempt in itertools.count():
+        try:
+            me = await application.bot.get_me()
+            adapter.dialog.config = replace(adapter.dialog.config, bot_username=me.username)
+            await register_commands(application.bot, adapter.dialog.config.language)
+            return
+        except TelegramError as exc:
+            wait = INTRODUCE_RETRY_SECONDS[min(attempt, len(INTRODUCE_RETRY_SECONDS) - 1)]
+            log.warning(
+                "could not learn the bot's name or set its command menus (%s); "
+                "trying again in %s s",
+                exc,
+                wait,
+            )
+            await asyncio.sleep(wait)
+
+
 async def _post_stop(application: Application) -> None:
     """Stop ticking before the bot shuts down, so no tick sends through a closed bot; close
     the chat turns' connections while their event loop still runs."""
+    introduction = application.bot_data.get("introduction")
+    if introduction is not None:
+        introduction.cancel()
     application.bot_data["ticker"].stop()
     adapter: TelegramAdapter = application.bot_data["adapter"]
     await adapter.courier.stop()

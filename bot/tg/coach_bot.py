@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from telegram import User
+from telegram.error import InvalidToken, TelegramError
 from telegram.ext import ExtBot
 
-from bot.tg.fences import post_unparsed
+from bot.tg.fences import assume_bot_user, post_unparsed
+
+log = logging.getLogger(__name__)
 
 
 class CoachBot(ExtBot):
+    async def initialize(self) -> None:
+        """PTB's, except that ``getMe`` failing does not stop the start.
+
+        Telegram (or a proxy before it) answering 5xx or timing out must not keep the bot from
+        serving: until ``getMe`` answers (bot/tg/application.py asks again in the background)
+        the bot goes by the id in its token. A token Telegram rejects still stops it, in words
+        that do not repeat the token (PTB's own message quotes it).
+        """
+        try:
+            await super().initialize()
+        except InvalidToken:
+            raise InvalidToken("Telegram rejected the bot token (TELEGRAM_BOT_TOKEN)") from None
+        except TelegramError as exc:
+            log.warning("Telegram did not say who this bot is (%s); starting anyway", exc)
+            bot_id = self.token.partition(":")[0]
+            assume_bot_user(self, User(int(bot_id) if bot_id.isdigit() else 0, "", is_bot=True))
+
     async def post_unparsed(self, method: str, **params: Any) -> Any:
         """Call ``method`` and return Telegram's answer as the JSON it came in.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from telegram import User
 from telegram.ext import ExtBot
 
 
@@ -26,3 +27,12 @@ async def post_unparsed(
     if read_timeout is None:
         return await bot._post(method, params)
     return await bot._post(method, params, read_timeout=read_timeout)
+
+
+def assume_bot_user(bot: ExtBot, user: User) -> None:
+    """Let ``bot`` start before ``getMe`` has answered.
+
+    PTB keeps the bot's own user in ``Bot._bot_user``, set only by ``get_me``, and
+    ``Application.start`` reads ``bot.id`` from it; a later ``get_me`` replaces this stand-in.
+    """
+    bot._bot_user = user

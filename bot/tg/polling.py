@@ -42,10 +42,18 @@ async def poll(application: Application, allowed_updates: list[str]) -> None:
 
 async def serve(application: Application, allowed_updates: list[str], stop: asyncio.Event) -> None:
     """Run the application on long polling until ``stop`` is set."""
-    await application.initialize()
+    try:
+        await application.initialize()
+    except BaseException:
+        await application.bot.shutdown()  # its HTTP sessions; the application never started
+        raise
     try:
         await application.post_init(application)
-        await application.bot.delete_webhook()
+        try:
+            await application.bot.delete_webhook()
+        except TelegramError as exc:
+            # A webhook left set makes getUpdates answer 409, which says so: poll anyway.
+            log.warning("could not remove a webhook, if one is set (%s); polling anyway", exc)
         await application.start()
         offset = await _poll_until(application, stop, allowed_updates)
         if offset:
