@@ -1144,10 +1144,8 @@ class Rep:
         self.deal_ids: list[int] = []
         self.sent: Sent | None = None
         self.last_step: tuple | None = None
-        # The prompt last acted on (message id, looks): a later copy of it (the outbox sends a
-        # reply again when its process died before recording it sent) is not answered twice.
-        self.acted_on: tuple[int, tuple] | None = None
-        self.copies_seen: set[int] = set()
+        self.previous_mark = 0  # the chat's last message id before the action before ``sent``
+        self.copies_seen: set[int] = set()  # copies of earlier messages (see ``_copy``)
         self.kill_states: list[tuple[int, State]] = []
         self.acknowledged: list[tuple[int, str]] = []  # (deal id, field) the bot moved on from
         self.steps_seen: list[tuple] = []
@@ -1194,7 +1192,7 @@ class Rep:
             shown = message.get("text", "")
             if nudge_ids(message):
                 continue
-            if self._copy_of_acted_on(message):
+            if self._copy(message):
                 continue
             if state.mode == QUESTION:
                 if any(d.startswith(f"q:{state.seq}:") for _, d in message_buttons(message)):
@@ -1209,17 +1207,22 @@ class Rep:
                 return message
         return None
 
-    def _copy_of_acted_on(self, message: dict[str, Any]) -> bool:
-        """A later copy of the prompt last acted on, while its answer is on its way. After a
-        poke the bot shows the open prompt again on purpose: that copy is the one to act on."""
-        if self.acted_on is None or message["message_id"] <= self.acted_on[0]:
+    def _copy(self, message: dict[str, Any]) -> bool:
+        """A later copy of a message the bot sent since the rep's previous action.
+
+        With replies kept in the outbox, a kill after Telegram took a reply and before it was
+        marked sent makes the restarted bot send it again (at least once, README); the rep
+        does not take the copy for the answer to what it did since. After a poke the bot shows
+        the open prompt again on purpose, and after saying it took a text for a re-send it asks
+        again: those copies are the ones to act on.
+        """
+        if self.sent is None or self.sent.poke:
             return False
-        if self.sent is not None and self.sent.poke:
+        recent = self.fake.bot_messages(self.user_id, self.previous_mark)
+        if any(m.get("text", "").startswith(RESENT_NOTICE) for m in recent):
             return False
-        between = self.fake.bot_messages(self.user_id, self.acted_on[0])
-        if any(m.get("text", "").startswith(RESENT_NOTICE) for m in between):
-            return False  # the bot took the answer for a re-send and asks again: answer again
-        if _looks(message) != self.acted_on[1]:
+        looks = _looks(message)
+        if not any(m["message_id"] < message["message_id"] and _looks(m) == looks for m in recent):
             return False
         if message["message_id"] not in self.copies_seen:
             self.copies_seen.add(message["message_id"])
@@ -1256,7 +1259,6 @@ class Rep:
                     )
                 continue
             self._observe(state, prompt)
-            self.acted_on = (prompt["message_id"], _looks(prompt))
             if state.mode == IDLE and not self.sup.more_deals:
                 self.done = True
                 return
@@ -1332,4 +1334,5 @@ class Rep:
                 self.problem(f"no message with the buttons of {state.show()}")
             data = pick_button(message_buttons(prompt), action.value, state.seq)
             update_id = self.fake.callback(self.user_id, data, prompt["message_id"])
+        self.previous_mark = self.sent.mark if self.sent is not None else 0
         self.sent = Sent(update_id, action, state, mark, self.sup.generation, poke)
