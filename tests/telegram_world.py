@@ -49,6 +49,9 @@ class TelegramWorld:
         self.application = build_application(
             self.app, self.fake.token, rate_limiter=self.limiter or fast_limiter(), schedule=False
         )
+        # Sent replies are marked at once, not in the product's short batches: ``settle`` waits
+        # for the marks, and hundreds of settles would each wait out a batch.
+        self.courier.mark_seconds = 0
         await self.application.initialize()
         await self.application.post_init(self.application)
         await self.application.bot_data["introduction"]  # the username, for t.me links

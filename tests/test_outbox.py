@@ -148,7 +148,7 @@ def test_the_outbox_keeps_order_and_takes_over_only_what_is_overdue(session: Ses
     assert take_over_due(session, now=NOW + LEASE / 2, lease=LEASE) == []  # the writer's still
     assert sorted(take_over_due(session, now=NOW + LEASE, lease=LEASE)) == [ANN, BOB]
     assert take_over_due(session, now=NOW + LEASE, lease=LEASE) == []  # taken: not twice
-    mark_done(session, [(first[0], 7), (later[0], 9), (first[1], None)], now=NOW)
+    mark_done(session.connection(), [(first[0], 7), (later[0], 9), (first[1], None)], now=NOW)
     session.commit()
     assert unsent(session, chat_id=ANN) == [] and chats_with_unsent(session) == []
     assert newest_question(session, chat_id=ANN, before_id=later[0] + 1) == 9

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from bot.dialog.events import Outcome, Queued
 from bot.dialog.outbox import LEASE, queued
 from bot.tg.delivery import Delivery
-from storage.db import defer_commit_flush, transaction
+from storage.db import transaction
 from storage.event_loop import LoopDatabase
 from storage.outbox import (
     chats_with_unsent,
@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = (1, 2, 5, 10, 30)  # after failed sends, then every 30 s until Telegram answers
 SWEEP_SECONDS = 30  # how often messages left by another (dead) instance are looked for
 QUESTIONS_REMEMBERED = 50_000  # chats whose newest question message id is kept in memory
+# Sent messages are marked done together, this long after the first: one commit for a burst
+# rather than one per message. Short, because a process killed before the mark sends those
+# messages again after its restart (at least once; bot/dialog/resends.py guards a rep's
+# answer to such a copy).
+MARK_SECONDS = 0.05
 
 
 class Courier:
@@ -46,11 +51,13 @@ class Courier:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         retry_seconds: tuple[float, ...] = RETRY_SECONDS,
+        mark_seconds: float = MARK_SECONDS,
     ):
         self.delivery = delivery
         self.database = database
         self.clock = clock
         self.retry_seconds = retry_seconds
+        self.mark_seconds = mark_seconds
         self.backlog: set[int] = set()  # chats with older messages waiting in the outbox
         self._marks: list[tuple[int, int | None]] = []  # done, not yet written
         self._marked: set[int] = set()  # row ids done in memory, perhaps not yet in the database
@@ -150,10 +157,7 @@ class Courier:
 
     async def _write_marks(self) -> None:
         """Write the marks gathered meanwhile in one transaction (one commit for a burst)."""
-        # The sends of this loop turn add theirs and share the commit. No longer than that: a
-        # process killed before the mark sends the message again after its restart, and a
-        # question shown twice, late, can mislead a rep (bot/dialog/resends.py).
-        await asyncio.sleep(0)
+        await asyncio.sleep(self.mark_seconds)
         while self._marks:
             marks, self._marks = self._marks, []
             try:
@@ -224,9 +228,8 @@ class Courier:
             return chats_with_unsent(session)
 
     def _mark(self, marks: list[tuple[int, int | None]]) -> None:
-        with transaction(self.database.engine) as session:
-            defer_commit_flush(session)  # lost only if the server crashes: sent again then
-            mark_done(session, marks, now=self.clock())
+        with self.database.engine.begin() as connection:  # no ORM: a statement, then a commit
+            mark_done(connection, marks, now=self.clock())
 
     def _sweep(self) -> list[int]:
         with transaction(self.database.engine) as session:
