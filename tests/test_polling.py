@@ -19,6 +19,7 @@ from bot.cli.config import DatabaseSettings, Settings, TelegramSettings
 from bot.tg import application as application_module
 from bot.tg.application import ALLOWED_UPDATES, build_application
 from bot.tg.polling import handle_batch, serve
+from flows.i18n import t
 from tests.fake_bot_api import FakeBotApi
 from tests.telegram_world import fast_limiter
 
@@ -113,7 +114,7 @@ async def serving(fake: FakeBotApi, engine: Engine) -> AsyncIterator[None]:
 
 
 def _unreadable_updates() -> list[dict]:
-    presser = {"id": STRANGER, "is_bot": False, "first_name": "U"}
+    presser = {"id": STRANGER, "is_bot": False, "first_name": "U", "language_code": "zh"}
     return [
         {"callback_query": {"id": "7", "from": presser, "data": "q:1:yes"}},  # no chat_instance
         {"message": {"message_id": 1, "chat": {"id": STRANGER, "type": "private"}}},  # no date
@@ -131,7 +132,7 @@ async def test_an_update_that_cannot_be_read_is_skipped_and_the_bot_serves_on(
             await fake.wait_for(lambda: fake.sent(STRANGER) and not fake.pending_updates, 10)
             bad_ids.append(fake.add_update({"edited_message": {"text": "hi"}}))
             _stranger_says(fake, "hello again")
-            await fake.wait_for(lambda: len(fake.sent(STRANGER)) == 2, 10)
+            await fake.wait_for(lambda: len(fake.sent(STRANGER)) == 3, 10)
     skipped = [r.getMessage() for r in caplog.records if "could not be read" in r.getMessage()]
     kinds = ["TypeError", "KeyError", "AttributeError", "KeyError"]
     assert skipped == [
@@ -140,6 +141,10 @@ async def test_an_update_that_cannot_be_read_is_skipped_and_the_bot_serves_on(
     ]
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert not fake.pending_updates  # confirmed: Telegram will not send them again
+    # The presser (known, in a private chat) hears that nothing was saved, in their language;
+    # the updates without a sender or chat are skipped in silence.
+    told = [m["text"] for m in fake.sent(STRANGER) if m["text"] == t("zh", "dialog.error")]
+    assert len(told) == 1
 
 
 async def test_another_poller_on_the_token_is_one_warning_not_a_traceback_each_time(

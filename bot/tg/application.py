@@ -139,6 +139,11 @@ class TelegramAdapter:
         except Exception:  # the error handler must never raise
             log.exception("could not tell chat %s about the error", chat.id)
 
+    async def not_saved(self, chat_id: int, language_code: str | None) -> None:
+        """Tell a person their last update could not be read, so nothing of it was saved."""
+        lang = member_language(language_code, self.dialog.config)
+        await self.delivery.send(Reply(t(lang, "dialog.error")), chat_id)
+
     async def _migrated(self, old_chat_id: int, new_chat_id: int) -> Response:
         return await self.database.run(
             self.dialog.group_migrated, old_chat_id, new_chat_id, engine=self.database.engine

@@ -100,6 +100,8 @@ async def _poll_until(application: Application, stop: asyncio.Event, allowed: li
         updates = read_updates(raw, application.bot)
         if updates:
             await handle_batch(application, updates)
+        if len(updates) < len(raw):
+            await _tell_unreadable(application, raw, updates)
         offset = max([offset - 1, *(_update_id(data) for data in raw)]) + 1
     return offset
 
@@ -119,6 +121,44 @@ def read_updates(raw: list[Any], bot: Bot) -> list[Update]:
             kind = type(exc).__name__
             log.warning("update %s could not be read (%s); skipped", _update_id(data), kind)
     return updates
+
+
+async def _tell_unreadable(application: Application, raw: list[Any], read: list[Update]) -> None:
+    """Tell the sender of each update that could not be read, in a private chat, that it was
+    not saved: they would otherwise wait for an answer that never comes."""
+    adapter = application.bot_data.get("adapter")
+    done = {update.update_id for update in read}
+    for data in raw:
+        sender = _private_sender(data) if _update_id(data) not in done else None
+        if adapter is not None and sender is not None:
+            await adapter.not_saved(*sender)
+
+
+def _private_sender(data: Any) -> tuple[int, str | None] | None:
+    """The private chat an unreadable update came from and its sender's language, if the raw
+    update says so plainly; None for anything else (a group is not written to)."""
+    if not isinstance(data, dict):
+        return None
+    for kind in ("message", "edited_message", "callback_query"):
+        part = data.get(kind)
+        if not isinstance(part, dict):
+            continue
+        sender = part.get("from")
+        chat = part.get("chat") if kind != "callback_query" else sender
+        if not isinstance(sender, dict) or not isinstance(chat, dict):
+            return None
+        chat_id, user_id = chat.get("id"), sender.get("id")
+        if kind != "callback_query" and chat.get("type") != "private":
+            return None
+        if not _is_int(chat_id) or chat_id != user_id:
+            return None
+        code = sender.get("language_code")
+        return chat_id, code if isinstance(code, str) else None
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**52
 
 
 def _update_id(data: Any) -> int:
