@@ -185,6 +185,29 @@ def test_run_in_webhook_mode_needs_a_url_and_a_secret(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "webhook_url" in result.output
 
 
+TOKEN = "123456:secret-token-value"
+BAD_TELEGRAM_SETTINGS = [
+    ("TELEGRAM_API_BASE_URL", "not a url", "base_url: must be a URL starting with"),
+    ("TELEGRAM_API_BASE_URL", "ftp://example.com/bot", "base_url: must be a URL starting with"),
+    ("TELEGRAM_API_BASE_URL", "http://127.0.0.1:99999/bot", "base_url: not a URL with a valid"),
+    ("TELEGRAM_API_BASE_URL", "http://127.0.0.1:8081", 'base_url: must end in "/bot"'),
+    ("TELEGRAM_WEBHOOK_SECRET", "has spaces!", "webhook_secret: 1 to 256 of"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "said"), BAD_TELEGRAM_SETTINGS)
+def test_telegram_settings_that_cannot_work_are_one_line_and_exit_2(
+    monkeypatch, english, variable, value, said
+):
+    """Issues 13 and 18: these ended in a traceback, some quoting the token."""
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv(variable, value)
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 2, result.output
+    assert said in result.output and len(result.output.strip().splitlines()) == 1
+    assert TOKEN not in result.output and "Traceback" not in result.output
+
+
 def test_team_create_and_invite_print_a_code_and_link(tmp_path, monkeypatch, english):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'team.db'}")
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
@@ -224,6 +247,21 @@ def test_an_invite_is_printed_whatever_telegram_answers_for_the_bot_s_name(
     assert "Invite code for a sales rep of 'Sales East': " in result.output
     assert "unexpected answer (KeyError)" in result.output and "--bot-username" in result.output
     assert "secret-token" not in result.output and "Traceback" not in result.output
+
+
+def test_team_invite_with_a_base_url_that_cannot_work_prints_the_code(
+    tmp_path, monkeypatch, english
+):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'team.db'}")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", "http://127.0.0.1:8081")  # no "/bot"
+    runner = CliRunner()
+    runner.invoke(app, ["team", "create", "Sales East"])
+    result = runner.invoke(app, ["team", "invite", "Sales East"])
+    assert result.exit_code == 0, result.output
+    assert "Invite code for a sales rep of 'Sales East': " in result.output
+    assert 'must end in "/bot"' in result.output
+    assert TOKEN not in result.output and "Traceback" not in result.output
 
 
 def test_team_commands_speak_the_default_language(tmp_path, monkeypatch, default_language):

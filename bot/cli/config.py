@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -74,7 +76,7 @@ class TelegramSettings(_Section):
     base_url: str = Field("https://api.telegram.org/bot", description="Bot API base URL")
     mode: Literal["polling", "webhook"] = "polling"
     # Webhook mode: where this process listens, and the public HTTPS URL Telegram calls.
-    webhook_listen: str = "0.0.0.0"
+    webhook_listen: str = "127.0.0.1"  # behind a reverse proxy on this host (README)
     webhook_port: int = Field(8443, ge=1, le=65535)
     webhook_url: str = Field("", description="public URL, e.g. https://bot.example.com/telegram")
     webhook_path: str = "telegram"
@@ -157,6 +159,46 @@ def load_settings(path: Path | str | None = None) -> Settings:
         os.environ.get(WEBHOOK_SECRET_ENV) or settings.telegram.webhook_secret
     )
     return settings
+
+
+# What Telegram accepts as a webhook's secret_token.
+SECRET_CHARACTERS = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+def check_telegram(telegram: TelegramSettings) -> None:
+    """For the commands that talk to Telegram: what PTB or Telegram would refuse deep in the
+    start, with a traceback, said up front (ConfigError).
+
+    A base URL without its "/bot" made requests whose path quotes the token (issue 18). The
+    values themselves are not repeated: a URL may carry a proxy's password.
+    """
+    problem = _url_problem(telegram.base_url, ("http", "https"))
+    if problem is None and not urlsplit(telegram.base_url).path.endswith("/bot"):
+        problem = 'must end in "/bot" (the token follows it)'
+    if problem is not None:
+        raise ConfigError(f"{BASE_URL_ENV} or [telegram] base_url: {problem}")
+    if telegram.webhook_secret and not SECRET_CHARACTERS.fullmatch(telegram.webhook_secret):
+        raise ConfigError(
+            f"{WEBHOOK_SECRET_ENV} or [telegram] webhook_secret: 1 to 256 of "
+            "A-Z, a-z, 0-9, _ and - (what Telegram accepts)"
+        )
+    if telegram.mode == "webhook" and telegram.webhook_url:
+        problem = _url_problem(telegram.webhook_url, ("https",))
+        if problem is not None:
+            raise ConfigError(f"[telegram] webhook_url: {problem}")
+
+
+def _url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port out of range or not a number
+    except ValueError:
+        return "not a URL with a valid port"
+    if parts.scheme not in schemes:
+        return f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}"
+    if not parts.hostname:
+        return "has no host"
+    return None
 
 
 def _read(path: Path) -> dict:

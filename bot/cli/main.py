@@ -14,7 +14,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.cli.app import build_app
-from bot.cli.config import WEBHOOK_SECRET_ENV, ConfigError, DefaultSettings, load_settings
+from bot.cli.config import (
+    WEBHOOK_SECRET_ENV,
+    ConfigError,
+    DefaultSettings,
+    check_telegram,
+    load_settings,
+)
 from bot.cli.secrets_filter import hide_secrets
 from bot.cli.team import Role, team_app
 from bot.cli.terminal import TerminalChat, demo_sender, plain
@@ -87,6 +93,7 @@ def run() -> None:
     if telegram.mode == "webhook" and not (telegram.webhook_url and telegram.webhook_secret):
         typer.echo(t(settings.defaults.language, "cli.webhook_incomplete"), err=True)
         raise typer.Exit(2)
+    _check_telegram(settings)
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     hide_secrets(telegram.webhook_secret)  # one set in config.toml rather than the environment
     run_bot(_build(settings), token)
@@ -108,6 +115,7 @@ def digest(
     stagecoach = _build(settings)
     token = os.environ.get(NO_TOKEN_ENV, "").strip()
     if token:
+        _check_telegram(settings)
         sent = asyncio.run(send_digests_now(stagecoach, token))
         typer.echo(t(language, "cli.digests_sent", sent=sent))
         return
@@ -170,6 +178,15 @@ def _settings():
     except ConfigError as exc:
         # No settings, so no configured language: the model's default one.
         typer.echo(t(DefaultSettings().language, "cli.config_error", error=exc), err=True)
+        raise typer.Exit(2) from exc
+
+
+def _check_telegram(settings) -> None:
+    """One clear line and exit code 2 for Telegram settings that cannot work."""
+    try:
+        check_telegram(settings.telegram)
+    except ConfigError as exc:
+        typer.echo(t(settings.defaults.language, "cli.config_error", error=exc), err=True)
         raise typer.Exit(2) from exc
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.config import Settings
+from bot.cli.config import ConfigError, Settings, check_telegram
 from bot.dialog.membership import invite_link
 from bot.dialog.writer import DialogConfig
 from bot.tg.identity import UsernameUnknown, ask_bot_username
@@ -145,8 +145,9 @@ def _ask_telegram_username(settings: Settings) -> str | None:
     if not token:
         return None
     try:
+        check_telegram(settings.telegram)
         return ask_bot_username(token, settings.telegram.base_url)
-    except UsernameUnknown as exc:
+    except (ConfigError, UsernameUnknown) as exc:
         error = t(settings.defaults.language, "cli.bot_name_unknown", error=str(exc))
         typer.echo(error, err=True)
         return None
