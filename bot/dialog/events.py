@@ -38,7 +38,8 @@ class Incoming:
     # Telegram's id of the message: the one typed, or the one whose button was pressed (its
     # rewrite replaces it). In a private chat both sides' messages share one sequence of ids.
     message_id: int | None = None
-    # The newest message this process sent to the chat: its outbox row id and Telegram's id.
+    # The newest message kept for the chat, when this process has sent it: its outbox row id
+    # and Telegram's id. None: one is on its way, or this process does not know.
     shown: tuple[int, int] | None = None
 
     @property

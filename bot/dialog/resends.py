@@ -31,14 +31,20 @@ def remember(state: ConversationState, before: tuple, text: str) -> None:
 def is_resent(turn: Turn, event: Incoming, text: str) -> bool:
     if turn.state.typed is None or text.startswith("/") or _same(text) != turn.state.typed:
         return False
+    if event.message_id is None:
+        return False  # nothing is known of what the rep was shown (the terminal chat)
+    if event.shown is not None and event.message_id > event.shown[1]:
+        # The newest message kept for the chat went out before the rep wrote: seen, without a
+        # read (another instance may have kept a newer one meanwhile; this one would not know).
+        return False
     chat_id = event.chat_id if event.chat_id is not None else event.sender.user_id
     newest = newest_prompt(turn.session, chat_id=chat_id)
-    if newest is None or event.message_id is None:
-        return False  # nothing is known of what the rep was shown (the terminal chat)
+    if newest is None:
+        return False
     if event.shown is not None and event.shown[0] == newest.id:
-        sent_as = event.shown[1]  # this process sent it (it may not be marked sent yet)
+        sent_as = event.shown[1]
     else:
-        sent_as = newest.message_id  # sent by another process, or not yet at all
+        sent_as = newest.message_id  # sent by another process, or not (yet) at all
     return sent_as is None or event.message_id < sent_as
 
 

@@ -72,7 +72,7 @@ class TelegramAdapter:
             return
         if isinstance(meaning, Incoming) and meaning.text is not None:
             chat = meaning.chat_id if meaning.chat_id is not None else meaning.sender.user_id
-            meaning = replace(meaning, shown=self.courier.shown.get(chat))
+            meaning = replace(meaning, shown=self.courier.newest_shown(chat))
         if isinstance(meaning, GroupMigrated):
             await self._migrated(meaning.old_chat_id, meaning.new_chat_id)
             return
@@ -90,6 +90,7 @@ class TelegramAdapter:
             # keeps sending. Not on SQLite: its write transaction would hold up every other
             # turn anyway (one writer), and they would wait for the lock on the loop.
             response = await asyncio.to_thread(self.dialog.handle, meaning, outbox=True)
+        self.courier.note_kept(response.queued)  # before the chat's next turn can start
         # Deliver in the background: a chat waiting out its flood limit must not hold up others.
         self.in_flight += 1
         self.application.create_task(

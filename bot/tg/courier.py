@@ -65,6 +65,7 @@ class Courier:
         # chat -> (row id, Telegram's message id) of the newest message sent: what the rep may
         # have seen (bot/dialog/resends.py)
         self.shown: dict[int, tuple[int, int]] = {}
+        self._kept: dict[int, int] = {}  # chat -> the newest row id kept for it here
         self._flush: asyncio.Task | None = None
         self._loop: asyncio.Task | None = None
         self._wake = asyncio.Event()
@@ -75,6 +76,22 @@ class Courier:
         return not self._marks and (self._flush is None or self._flush.done())
 
     # -- a turn's messages ----------------------------------------------------------------------
+
+    def note_kept(self, messages: list[Queued]) -> None:
+        """A turn kept these (called as it returns, before the chat's next turn starts)."""
+        if len(self._kept) >= QUESTIONS_REMEMBERED:
+            self._kept.clear()
+        for message in messages:
+            if not message.edit:
+                self._kept[message.chat_id] = message.id
+
+    def newest_shown(self, chat_id: int) -> tuple[int, int] | None:
+        """(row id, Telegram's message id) of the newest message kept for the chat in this
+        process, if it is sent; None when one is on its way or nothing is known here."""
+        shown = self.shown.get(chat_id)
+        if shown is None or self._kept.get(chat_id, shown[0]) != shown[0]:
+            return None
+        return shown
 
     async def deliver(self, messages: list[Queued]) -> None:
         """Send a turn's messages: each chat's in order, chats one after the other."""
