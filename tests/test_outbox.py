@@ -143,6 +143,7 @@ def test_the_outbox_keeps_order_and_takes_over_only_what_is_overdue(session: Ses
     first = keep(session, [message(ANN, "one"), message(BOB)], now=NOW, lease=LEASE)
     later = keep(session, [message(ANN, "two", asks=True)], now=NOW, lease=LEASE)
     session.commit()
+    assert [session.get(OutboxMessage, row_id).chat_id for row_id in first] == [ANN, BOB]
     assert [row.body["text"] for row in unsent(session, chat_id=ANN)] == ["one", "two"]
     assert chats_with_unsent(session) == [ANN, BOB]
     assert take_over_due(session, now=NOW + LEASE / 2, lease=LEASE) == []  # the writer's still
