@@ -119,6 +119,18 @@ async def test_overall_limit_caps_all_chats(make_limiter) -> None:
     assert times[-1] >= 0.2 - 0.01  # 4 more at 20/s
 
 
+async def test_the_overall_limit_holds_in_any_sliding_second(make_limiter) -> None:
+    """Issue 18: a leaky bucket let its burst and then its drip through within one second
+    (50 answered 429 in one run)."""
+    limiter = await make_limiter(overall_per_second=40)
+    rec = Recorder()
+    await asyncio.gather(*(send(limiter, rec, chat_id=n) for n in range(1, 101)))
+    times = sorted(rec.times())
+    busiest = max(sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times))
+    assert busiest <= 40
+    assert times[-1] >= 2.0  # 100 at 40 a second: the last ones in the third second
+
+
 async def test_retry_after_is_waited_out_and_retried(make_limiter, caplog) -> None:
     limiter = await make_limiter()
     rec = Recorder(fail_with=[RetryAfter(retry_after=0.2)])

@@ -7,7 +7,8 @@ Limits (Telegram Bot FAQ, "My bot is hitting limits, how do I avoid this?"):
 * private chat (positive chat id): about 1 message/s, after a burst of ``private_burst``
   so a 2-3 message reply goes out at once;
 * group, supergroup or channel (negative id or ``"@name"``): ``group_per_minute`` per minute;
-* the whole bot: ``overall_per_second`` messages/s.
+* the whole bot: ``overall_per_second`` messages in any sliding second (a leaky bucket would
+  let a full burst and then its drip through within one second: twice the limit).
 
 What counts: only endpoints that put a message into a chat -- ``send*`` (not
 ``sendChatAction``: it shows "typing..." and makes no message), ``copyMessage(s)``,
@@ -29,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
@@ -79,6 +80,27 @@ def chat_key(chat_id: object) -> int | str | None:
     return str(chat_id)
 
 
+class SlidingWindow:
+    """At most ``limit`` acquisitions in any ``period`` seconds, granted in arrival order."""
+
+    def __init__(self, limit: int, period: float) -> None:
+        self._limit = max(1, limit)
+        self._period = period
+        self._granted: deque[float] = deque()  # loop times of the last ``limit`` grants
+        self._queue = asyncio.Lock()  # FIFO: waiters are served in the order they came
+
+    async def acquire(self) -> None:
+        async with self._queue:
+            loop = asyncio.get_running_loop()
+            while len(self._granted) >= self._limit:
+                wait = self._granted[0] + self._period - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                else:
+                    self._granted.popleft()
+            self._granted.append(loop.time())
+
+
 @dataclass(slots=True)
 class _Chat:
     limiter: AsyncLimiter
@@ -112,7 +134,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
 
     def _reset(self) -> None:
         # AsyncLimiter binds to the loop it is first used on, so start fresh on every (re)start.
-        self._overall = AsyncLimiter(self._overall_per_second, LIMIT_MARGIN)
+        self._overall = SlidingWindow(int(self._overall_per_second), LIMIT_MARGIN)
         self._chats: OrderedDict[int | str, _Chat] = OrderedDict()
         self._paused_until = 0.0  # global pause, from a 429 on a request without chat_id
         # Hundreds of background deliveries queue here, not in the HTTP client's pool (it has
