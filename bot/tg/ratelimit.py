@@ -92,13 +92,14 @@ class SlidingWindow:
     async def acquire(self) -> None:
         async with self._queue:
             loop = asyncio.get_running_loop()
-            while len(self._granted) >= self._limit:
-                wait = self._granted[0] + self._period - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                else:
-                    self._granted.popleft()
-            self._granted.append(loop.time())
+            while True:
+                now = loop.time()
+                while self._granted and self._granted[0] <= now - self._period:
+                    self._granted.popleft()  # out of the window (keeps it short for any limit)
+                if len(self._granted) < self._limit:
+                    break
+                await asyncio.sleep(self._granted[0] + self._period - now)
+            self._granted.append(now)
 
 
 @dataclass(slots=True)
