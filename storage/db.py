@@ -12,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
@@ -242,7 +242,7 @@ def transaction(engine: Engine, *, read_only: bool = False) -> Iterator[Session]
             raise
 
 
-def defer_commit_flush(session: Session) -> None:
+def defer_commit_flush(connection: Connection) -> None:
     """Let this transaction's commit return before PostgreSQL has flushed it to disk.
 
     Only for records that may be lost if the database server itself crashes (within about
@@ -251,5 +251,5 @@ def defer_commit_flush(session: Session) -> None:
     recording; nothing becomes inconsistent. SQLite's synchronous=NORMAL makes the same trade
     for every commit.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL synchronous_commit = off"))
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SET LOCAL synchronous_commit = off"))

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlmodel import Session, col
 
+from storage.db import defer_commit_flush
 from storage.models import OutboxMessage
 
 # Done rows are kept this long: the newest question of a chat is found among them (a typed
@@ -70,17 +71,12 @@ def keep(
 def mark_done(
     connection: Connection, done: Iterable[tuple[int, int | None]], *, now: datetime
 ) -> None:
-    """Each (row id, Telegram's message id or None) is sent, or given up on for good.
-
-    On PostgreSQL the commit does not wait for the disk: a mark lost in a server crash only
-    means the message goes again, as after the bot dying between sending and marking.
-    """
+    """Each (row id, Telegram's message id or None) is sent, or given up on for good; the
+    commit need not wait for PostgreSQL's disk (``defer_commit_flush``)."""
     params = [{"row_id": row_id, "sent_as": sent_as, "done": now} for row_id, sent_as in done]
-    if not params:
-        return
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
-    connection.execute(_DONE, params)
+    if params:
+        defer_commit_flush(connection)
+        connection.execute(_DONE, params)
 
 
 def unsent(session: Session, *, chat_id: int) -> list[OutboxMessage]:

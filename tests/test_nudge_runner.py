@@ -132,6 +132,21 @@ def test_delivering_a_batch_without_follow_ups_is_one_update(engine):
     assert [n.state for n in nudges_of(engine, rep) if n.kind == "gap"] == ["sent"]
 
 
+def test_a_batch_telegram_refuses_is_dropped_and_one_that_failed_waits(engine):
+    """A 400 would come again on every retry (REFUSED); a network failure is worth one."""
+    [rep] = reps_with_nudges(engine, 1)
+    with transaction(engine) as session:  # only the gap nudge: no follow-ups
+        session.execute(update(Nudge).where(col(Nudge.kind) != "gap").values(state="dropped"))
+    runner = make_runner(engine)
+    [batch] = runner.due(THURSDAY)
+    runner.delivered(batch, Outcome.FAILED, THURSDAY)
+    [failed] = [n for n in nudges_of(engine, rep) if n.kind == "gap"]
+    assert failed.state == "pending" and failed.due_at > THURSDAY
+    [batch] = runner.due(failed.due_at)
+    runner.delivered(batch, Outcome.REFUSED, failed.due_at)
+    assert [n.state for n in nudges_of(engine, rep) if n.kind == "gap"] == ["dropped"]
+
+
 def test_a_late_record_of_a_claim_taken_over_changes_nothing(engine):
     [rep] = reps_with_nudges(engine, 1)
     with transaction(engine) as session:  # only the gap nudge: no follow-ups

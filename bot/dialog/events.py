@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,6 @@ class Queued:
     reply: Reply
     edit: bool = False
     message_id: int | None = None
-    created_at: datetime | None = None
 
 
 @dataclass

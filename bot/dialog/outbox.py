@@ -49,7 +49,7 @@ def keep_response(
     ]
     ids = keep(session, rows, now=now, lease=LEASE)
     return [
-        Queued(row_id, chat_id, reply, edit, message_id, now)
+        Queued(row_id, chat_id, reply, edit, message_id)
         for row_id, (chat_id, reply, edit, message_id) in zip(ids, planned, strict=True)
     ]
 
@@ -64,7 +64,7 @@ def queued(row: OutboxMessage) -> Queued:
         photo=row.photo,
         photo_refused=body.get("photo_refused"),
     )
-    return Queued(row.id, row.chat_id, reply, row.kind == "edit", row.message_id, row.created_at)
+    return Queued(row.id, row.chat_id, reply, row.kind == "edit", row.message_id)
 
 
 def _body(reply: Reply) -> dict[str, Any]:

@@ -159,7 +159,7 @@ class NudgeRunner:
         with transaction(self.engine) as session:
             # One commit per batch sent: waiting for the disk each time would dominate the tick,
             # and a record lost in a database crash only means the batch goes again.
-            defer_commit_flush(session)
+            defer_commit_flush(session.connection())
             if outcome in (Outcome.BLOCKED, Outcome.REFUSED):  # it would never go
                 finish_nudges(session, ids=batch.nudge_ids, state="dropped", instance=self.instance)
                 return

@@ -35,7 +35,7 @@ from storage.outbox import (
 log = logging.getLogger(__name__)
 RETRY_SECONDS = (1, 2, 5, 10, 30)  # after failed sends, then every 30 s until Telegram answers
 SWEEP_SECONDS = 30  # how often messages left by another (dead) instance are looked for
-QUESTIONS_REMEMBERED = 50_000  # chats whose newest question message id is kept in memory
+QUESTIONS_REMEMBERED = 50_000  # chats whose newest messages' ids are kept in memory
 # Sent messages are marked done together, this long after the first: one commit for a burst
 # rather than one per message. Short, because a process killed before the mark sends those
 # messages again after its restart (at least once; bot/dialog/resends.py guards a rep's
