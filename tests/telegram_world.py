@@ -12,6 +12,7 @@ from bot.cli.app import App, build_app
 from bot.cli.config import DatabaseSettings, Settings, TelegramSettings
 from bot.tg.application import build_application
 from bot.tg.ratelimit import TelegramRateLimiter
+from bot.tg.webhook import WebhookServer
 from storage.db import transaction
 from storage.invites import create_invite
 from storage.teams import add_member, create_team
@@ -37,6 +38,7 @@ class TelegramWorld:
         self.limiter = limiter
         self.app: App | None = None
         self.application = None
+        self.webhook: WebhookServer | None = None
 
     async def start(self, webhook_port: int | None = None, secret: str = "") -> TelegramWorld:
         """Start polling, or (with ``webhook_port``) a webhook server on 127.0.0.1."""
@@ -59,13 +61,11 @@ class TelegramWorld:
         if webhook_port is None:
             await self.application.updater.start_polling(poll_interval=0, timeout=1)
         else:
-            await self.application.updater.start_webhook(
-                listen="127.0.0.1",
-                port=webhook_port,
-                url_path="hook",
-                webhook_url="https://example.com/hook",
-                secret_token=secret or None,
+            self.webhook = WebhookServer(
+                self.application, listen="127.0.0.1", port=webhook_port, path="hook", secret=secret
             )
+            await self.webhook.start()
+            await self.application.bot.set_webhook("https://example.com/hook", secret_token=secret)
         return self
 
     @property
@@ -78,6 +78,9 @@ class TelegramWorld:
             return
         if self.application.updater.running:
             await self.application.updater.stop()
+        if self.webhook is not None:
+            await self.webhook.stop()
+            self.webhook = None
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()

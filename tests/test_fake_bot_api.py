@@ -14,6 +14,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Conflict, Forbidden, RetryAfter
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 
+from bot.tg.webhook import WebhookServer
 from tests.fake_bot_api import (
     BOT_ID,
     BOT_USERNAME,
@@ -439,13 +440,9 @@ async def test_application_echoes_over_webhook(fake: FakeBotApi) -> None:
     port = free_port()
     await app.initialize()
     await app.start()
-    await app.updater.start_webhook(
-        listen="127.0.0.1",
-        port=port,
-        url_path="hook",
-        webhook_url="https://example.com/hook",
-        secret_token="s3cret",
-    )
+    server = WebhookServer(app, listen="127.0.0.1", port=port, path="hook", secret="s3cret")
+    await server.start()
+    await app.bot.set_webhook("https://example.com/hook", secret_token="s3cret")
     try:
         assert fake.webhook is not None and fake.webhook["url"] == "https://example.com/hook"
         update = {
@@ -462,7 +459,7 @@ async def test_application_echoes_over_webhook(fake: FakeBotApi) -> None:
         assert await fake.post_webhook(local, update, secret_token="s3cret") == 200
         await fake.wait_for(lambda: fake.last_text(USER) == "echo: via hook")
     finally:
-        await app.updater.stop()
+        await server.stop()
         await app.stop()
         await app.shutdown()
     assert fake.spec_violations == []

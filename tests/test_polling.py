@@ -16,7 +16,6 @@ from telegram.ext import ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.cli.app import build_app
 from bot.cli.config import DatabaseSettings, Settings, TelegramSettings
-from bot.tg import application as application_module
 from bot.tg.application import ALLOWED_UPDATES, build_application
 from bot.tg.polling import handle_batch, serve
 from flows.i18n import t
@@ -167,7 +166,7 @@ async def test_a_failing_telegram_at_start_up_does_not_keep_the_bot_from_serving
     """Issue 13: one 502 on setMyCommands ended ``stagecoach run``. getMe, the menus and the
     webhook's removal are retried or passed over; the bot serves meanwhile, and the menus
     are set once Telegram answers."""
-    monkeypatch.setattr(application_module, "INTRODUCE_RETRY_SECONDS", (0.05,))
+    monkeypatch.setattr("bot.tg.lifecycle.RETRY_SECONDS", (0.05,))
     fake.inject_error("getMe", 502, "Bad Gateway", count=2)
     fake.inject_error("deleteWebhook", 500, "Internal Server Error")
     fake.inject_error("setMyCommands", 500, "Internal Server Error", count=3)
@@ -187,7 +186,7 @@ async def test_a_failing_telegram_at_start_up_does_not_keep_the_bot_from_serving
 async def test_a_get_me_that_times_out_does_not_keep_the_bot_from_serving(
     fake: FakeBotApi, engine: Engine, monkeypatch
 ) -> None:
-    monkeypatch.setattr(application_module, "INTRODUCE_RETRY_SECONDS", (0.05,))
+    monkeypatch.setattr("bot.tg.lifecycle.RETRY_SECONDS", (0.05,))
     held = fake.hold("getMe")
     _stranger_says(fake, "hello")
     async with serving(fake, engine):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import itertools
 import logging
 import os
 import socket
@@ -15,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from telegram import Update
 from telegram.constants import ChatType
-from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.dialog.events import Incoming, Reply, Response
@@ -27,11 +25,14 @@ from bot.tg.coach_bot import CoachBot
 from bot.tg.courier import Courier
 from bot.tg.delivery import Delivery, side_by_side
 from bot.tg.incoming import GroupMigrated, RemovedFromGroup, read_update
+from bot.tg.lifecycle import keep_trying
 from bot.tg.menu import register_commands
 from bot.tg.polling import poll
 from bot.tg.ratelimit import TelegramRateLimiter
 from bot.tg.scheduler import Ticker
 from bot.tg.transport import AiohttpRequest
+from bot.tg.webhook import WebhookServer
+from bot.tg.webhook import serve as serve_webhook
 from flows.i18n import t
 from storage.db import checkpoint_in_background
 from storage.event_loop import LoopDatabase
@@ -41,7 +42,6 @@ if TYPE_CHECKING:  # the wiring that calls in here; only its type is needed
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-INTRODUCE_RETRY_SECONDS = (2, 5, 15, 60, 300)  # getMe and the menus, after a failure
 
 
 class TelegramAdapter:
@@ -58,6 +58,7 @@ class TelegramAdapter:
         self.courier = Courier(self.delivery, self.database)
         # Updates being handled or delivered; zero means the bot has caught up (tests, shutdown).
         self.in_flight = 0
+        self._deliveries: set[asyncio.Task] = set()
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         self.in_flight += 1
@@ -93,9 +94,11 @@ class TelegramAdapter:
         self.courier.note_kept(response.queued)  # before the chat's next turn can start
         # Deliver in the background: a chat waiting out its flood limit must not hold up others.
         self.in_flight += 1
-        self.application.create_task(
+        delivery = self.application.create_task(
             self._deliver(response, meaning.chat_id, update.callback_query), update=update
         )
+        self._deliveries.add(delivery)
+        delivery.add_done_callback(self._deliveries.discard)
 
     async def _deliver(self, response: Response, chat_id: int, query) -> None:
         try:
@@ -110,6 +113,19 @@ class TelegramAdapter:
                 )
         finally:
             self.in_flight -= 1
+
+    async def cut_short(self, grace: float) -> None:
+        """At the stop: replies on their way get ``grace`` seconds, then stop being sent (a
+        flood wait can last minutes); what was not sent waits in the outbox for the next start.
+        """
+        if not self._deliveries:
+            return
+        _, late = await asyncio.wait(set(self._deliveries), timeout=grace)
+        for delivery in late:
+            delivery.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        if late:
+            log.info("%s chats' replies left in the outbox for the next start", len(late))
 
     @property
     def idle(self) -> bool:
@@ -217,21 +233,13 @@ async def _introduce(application: Application) -> None:
     timeout from Telegram (or a proxy before it) never keeps the bot from serving.
     """
     adapter: TelegramAdapter = application.bot_data["adapter"]
-    for attempt in itertools.count():
-        try:
-            me = await application.bot.get_me()
-            adapter.dialog.config = replace(adapter.dialog.config, bot_username=me.username)
-            await register_commands(application.bot, adapter.dialog.config.language)
-            return
-        except TelegramError as exc:
-            wait = INTRODUCE_RETRY_SECONDS[min(attempt, len(INTRODUCE_RETRY_SECONDS) - 1)]
-            log.warning(
-                "could not learn the bot's name or set its command menus (%s); "
-                "trying again in %s s",
-                exc,
-                wait,
-            )
-            await asyncio.sleep(wait)
+
+    async def introduce() -> None:
+        me = await application.bot.get_me()
+        adapter.dialog.config = replace(adapter.dialog.config, bot_username=me.username)
+        await register_commands(application.bot, adapter.dialog.config.language)
+
+    await keep_trying("learn the bot's name or set its command menus", introduce)
 
 
 async def _post_stop(application: Application) -> None:
@@ -287,13 +295,13 @@ def run(app: App, token: str) -> None:
     settle_for_running(app)
     telegram = app.settings.telegram
     if telegram.mode == "webhook":
-        application.run_webhook(
+        server = WebhookServer(
+            application,
             listen=telegram.webhook_listen,
             port=telegram.webhook_port,
-            url_path=telegram.webhook_path,
-            webhook_url=telegram.webhook_url,
-            secret_token=telegram.webhook_secret,
-            allowed_updates=ALLOWED_UPDATES,
+            path=telegram.webhook_path,
+            secret=telegram.webhook_secret,
         )
+        asyncio.run(serve_webhook(application, server, telegram.webhook_url, ALLOWED_UPDATES))
     else:
         asyncio.run(poll(application, ALLOWED_UPDATES))

@@ -15,59 +15,59 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections import defaultdict
-from typing import Any
 
-from telegram import Bot, Update
+from telegram import Update
 from telegram.error import Conflict, TelegramError
 from telegram.ext import Application
+
+from bot.tg.lifecycle import running, stop_on_signals
+from bot.tg.raw_updates import chat_of, read_updates, tell_unreadable, update_id_of
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 10  # how long one getUpdates call waits for updates
 POLL_READ_MARGIN = 5  # seconds a long poll's answer may take beyond POLL_SECONDS
-CONFLICT_WARNING_SECONDS = 60  # another poller on the token: one warning a minute
+CONFLICT_WARNING_SECONDS = 60  # another poller, or Telegram failing: one warning a minute
 RETRY_SECONDS = 1.0  # after a failed getUpdates
+CONFIRM_SECONDS = 2  # the confirming getUpdates at the stop
 
 
 async def poll(application: Application, allowed_updates: list[str]) -> None:
     """Run the application on long polling until SIGINT or SIGTERM."""
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(stop)
     await serve(application, allowed_updates, stop)
 
 
 async def serve(application: Application, allowed_updates: list[str], stop: asyncio.Event) -> None:
     """Run the application on long polling until ``stop`` is set."""
-    try:
-        await application.initialize()
-    except BaseException:
-        await application.bot.shutdown()  # its HTTP sessions; the application never started
-        raise
-    try:
-        await application.post_init(application)
+    async with running(application):
         try:
             await application.bot.delete_webhook()
         except TelegramError as exc:
             # A webhook left set makes getUpdates answer 409, which says so: poll anyway.
             log.warning("could not remove a webhook, if one is set (%s); polling anyway", exc)
-        await application.start()
         offset = await _poll_until(application, stop, allowed_updates)
         if offset:
-            await application.bot.get_updates(offset=offset, timeout=0)  # confirm the last
-    finally:
-        if application.running:
-            await application.stop()
-            await application.post_stop(application)
-        await application.shutdown()
+            await _confirm(application, offset)
+
+
+async def _confirm(application: Application, offset: int) -> None:
+    """Tell Telegram the last batch was handled, so it is not sent again after the restart.
+    Not worth a slow stop: a batch sent again is refused by the database as handled."""
+    try:
+        await application.bot.get_updates(
+            offset=offset, timeout=0, read_timeout=CONFIRM_SECONDS, connect_timeout=CONFIRM_SECONDS
+        )
+    except TelegramError as exc:
+        log.warning("could not confirm the last updates at the stop (%s)", type(exc).__name__)
 
 
 async def _poll_until(application: Application, stop: asyncio.Event, allowed: list[str]) -> int:
     offset = 0
     conflicts = OncePer(CONFLICT_WARNING_SECONDS)
+    failures = OncePer(CONFLICT_WARNING_SECONDS)
     while not stop.is_set():
         fetch = asyncio.ensure_future(
             application.bot.get_updates_unparsed(
@@ -93,78 +93,18 @@ async def _poll_until(application: Application, stop: asyncio.Event, allowed: li
                 )
             await asyncio.sleep(RETRY_SECONDS)
             continue
-        except TelegramError:
-            log.exception("getUpdates failed; trying again in a second")
+        except TelegramError as exc:
+            if failures.due():
+                log.warning("getUpdates failed (%s); trying again every second", exc)
             await asyncio.sleep(RETRY_SECONDS)
             continue
         updates = read_updates(raw, application.bot)
         if updates:
             await handle_batch(application, updates)
         if len(updates) < len(raw):
-            await _tell_unreadable(application, raw, updates)
-        offset = max([offset - 1, *(_update_id(data) for data in raw)]) + 1
+            await tell_unreadable(application, raw, updates)
+        offset = max([offset - 1, *(update_id_of(data) for data in raw)]) + 1
     return offset
-
-
-def read_updates(raw: list[Any], bot: Bot) -> list[Update]:
-    """The updates of a getUpdates answer that can be read; each other one is logged with its
-    id (never its content) and skipped, so that no update can stop the bot: Telegram would
-    send it again at every start."""
-    updates = []
-    for data in raw:
-        try:
-            if not isinstance(data, dict):
-                raise TypeError("not an object")
-            updates.append(Update.de_json(data, bot))
-        except Exception as exc:
-            # The exception's kind only: its message may quote what the update holds.
-            kind = type(exc).__name__
-            log.warning("update %s could not be read (%s); skipped", _update_id(data), kind)
-    return updates
-
-
-async def _tell_unreadable(application: Application, raw: list[Any], read: list[Update]) -> None:
-    """Tell the sender of each update that could not be read, in a private chat, that it was
-    not saved: they would otherwise wait for an answer that never comes."""
-    adapter = application.bot_data.get("adapter")
-    done = {update.update_id for update in read}
-    for data in raw:
-        sender = _private_sender(data) if _update_id(data) not in done else None
-        if adapter is not None and sender is not None:
-            await adapter.not_saved(*sender)
-
-
-def _private_sender(data: Any) -> tuple[int, str | None] | None:
-    """The private chat an unreadable update came from and its sender's language, if the raw
-    update says so plainly; None for anything else (a group is not written to)."""
-    if not isinstance(data, dict):
-        return None
-    for kind in ("message", "edited_message", "callback_query"):
-        part = data.get(kind)
-        if not isinstance(part, dict):
-            continue
-        sender = part.get("from")
-        chat = part.get("chat") if kind != "callback_query" else sender
-        if not isinstance(sender, dict) or not isinstance(chat, dict):
-            return None
-        chat_id, user_id = chat.get("id"), sender.get("id")
-        if kind != "callback_query" and chat.get("type") != "private":
-            return None
-        if not _is_int(chat_id) or chat_id != user_id:
-            return None
-        code = sender.get("language_code")
-        return chat_id, code if isinstance(code, str) else None
-    return None
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**52
-
-
-def _update_id(data: Any) -> int:
-    """An update's id, or -1 when it has none that is an integer."""
-    update_id = data.get("update_id") if isinstance(data, dict) else None
-    return update_id if isinstance(update_id, int) and not isinstance(update_id, bool) else -1
 
 
 class OncePer:
@@ -186,7 +126,7 @@ async def handle_batch(application: Application, updates: list[Update]) -> None:
     """Handle every update: one task per chat, each chat's updates in their order."""
     by_chat: dict[int, list[Update]] = defaultdict(list)
     for update in updates:
-        by_chat[_chat(update)].append(update)
+        by_chat[chat_of(update)].append(update)
     async with asyncio.TaskGroup() as group:
         for own_updates in by_chat.values():
             group.create_task(_in_order(application, own_updates))
@@ -195,13 +135,3 @@ async def handle_batch(application: Application, updates: list[Update]) -> None:
 async def _in_order(application: Application, updates: list[Update]) -> None:
     for update in updates:
         await application.process_update(update)  # returns once the dialog committed
-
-
-def _chat(update: Update) -> int:
-    """The chat an update belongs to: a person's private chat (their conversation: messages
-    and button presses alike), or a group (its link to the team changes in order)."""
-    if update.effective_chat is not None:
-        return update.effective_chat.id
-    if update.effective_user is not None:
-        return update.effective_user.id
-    return -update.update_id  # neither (no such update is allowed today): on its own
