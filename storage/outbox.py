@@ -79,6 +79,11 @@ def mark_done(
         connection.execute(_DONE, params)
 
 
+def drop_messages(connection: Connection, row_ids: Iterable[int], *, now: datetime) -> None:
+    """Give up on these messages without sending them (done, with no Telegram message)."""
+    mark_done(connection, [(row_id, None) for row_id in row_ids], now=now)
+
+
 def unsent(session: Session, *, chat_id: int) -> list[OutboxMessage]:
     """The chat's messages not yet sent, oldest first."""
     statement = (

@@ -733,6 +733,8 @@ class FakeBotApi:
         self._file_ids = itertools.count(1)
         self._injected: dict[str, list[_Injected]] = {}
         self._gates: dict[str, asyncio.Event] = {}
+        self._answer_delay = 0.0  # slow()
+        self._silent_until = 0.0  # silent(), on the loop's clock
         self._in_flight = 0
         self._last_activity = 0.0
         self._stopping = False
@@ -779,15 +781,18 @@ class FakeBotApi:
         return f"http://127.0.0.1:{self.port}/file/bot"
 
     async def start(self) -> FakeBotApi:
+        await self._listen(0)
+        self.port = self._runner.addresses[0][1]
+        self._last_activity = asyncio.get_running_loop().time()
+        return self
+
+    async def _listen(self, port: int) -> None:
         app = web.Application(client_max_size=20 * 1024 * 1024)  # photos are up to 10 MB
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
-        self.port = self._runner.addresses[0][1]
-        self._last_activity = asyncio.get_running_loop().time()
-        return self
 
     async def stop(self) -> None:
         self._stopping = True
@@ -826,9 +831,17 @@ class FakeBotApi:
         try:
             if method in self._gates:
                 await self._gates[method].wait()
+            silence = self._silent_until - asyncio.get_running_loop().time()
+            if not background and silence > 0:
+                await asyncio.sleep(silence)
+                request.transport.close()  # lost on the way: never carried out, never answered
+                return web.Response(status=500)
             self._check_required(method, params)
             self._raise_injected(method)
-            return self._reply(await self._handlers[method](params))
+            answer = self._reply(await self._handlers[method](params))
+            if not background and self._answer_delay:
+                await asyncio.sleep(self._answer_delay)  # carried out, answered late
+            return answer
         except ApiError as error:
             return self._reply(error)
         finally:
@@ -893,6 +906,24 @@ class FakeBotApi:
             return
         words = {400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error"}
         self.inject_error(method, status, words.get(status, "Bad Gateway"))
+
+    def slow(self, seconds: float) -> None:
+        """Carry out every call but getUpdates at once and answer it ``seconds`` later, as a
+        struggling Telegram does (0: answers on time again)."""
+        self._answer_delay = seconds
+
+    def silent(self, seconds: float) -> None:
+        """For the next ``seconds``, calls other than getUpdates are neither carried out nor
+        answered: each is held until the silence ends, then its connection is closed."""
+        self._silent_until = asyncio.get_running_loop().time() + seconds
+
+    async def refuse_connections(self) -> None:
+        """Stop listening: connections are refused until ``accept_connections``."""
+        await self._runner.cleanup()
+
+    async def accept_connections(self) -> None:
+        """Listen again, on the same port."""
+        await self._listen(self.port)
 
     def hold(self, method: str) -> asyncio.Event:
         """Keep every call of ``method`` waiting until the returned event is set."""

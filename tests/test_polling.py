@@ -180,7 +180,7 @@ async def test_a_failing_telegram_at_start_up_does_not_keep_the_bot_from_serving
     assert any("did not say who this bot is" in line for line in warned)
     assert any("could not remove a webhook" in line for line in warned)
     retried = [line for line in warned if "set its command menus" in line]
-    assert len(retried) == 3  # one a failed setMyCommands (PTB asked getMe twice at start)
+    assert len(retried) == 4  # a failed getMe (the other was the start's), 3 setMyCommands
 
 
 async def test_a_get_me_that_times_out_does_not_keep_the_bot_from_serving(

@@ -12,7 +12,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 from telegram.error import NetworkError, TimedOut
 
 from bot.tg.coach_bot import CoachBot
-from bot.tg.transport import AiohttpRequest
+from bot.tg.transport import READ_SECONDS, AiohttpRequest, NoAnswer, NotSent
 
 ME = {"id": 1, "is_bot": True, "first_name": "Coach", "username": "coach_bot"}
 
@@ -68,24 +68,26 @@ async def test_files_go_multipart_with_the_other_fields(server):
     assert b"\x89PNG fake bytes" in sent["fields"].values()
 
 
-async def test_a_slow_answer_is_a_ptb_timeout(server):
+async def test_a_slow_answer_is_a_ptb_timeout_that_may_have_been_carried_out(server):
     url, _, state = server
     state["delay"] = 1.0
     request = AiohttpRequest(read_timeout=0.1)
     await request.initialize()
     try:
-        with pytest.raises(TimedOut):
+        with pytest.raises(NoAnswer) as raised:
             await request.post(f"{url}/bot1:x/getMe")
+        assert isinstance(raised.value, TimedOut)
     finally:
         await request.shutdown()
 
 
-async def test_a_refused_connection_is_a_ptb_network_error():
+async def test_a_refused_connection_is_a_ptb_network_error_that_was_not_sent():
     request = AiohttpRequest()
     await request.initialize()
     try:
-        with pytest.raises(NetworkError) as raised:
+        with pytest.raises(NotSent) as raised:
             await request.post(f"http://127.0.0.1:{_free_port()}/bot1:x/getMe")
+        assert isinstance(raised.value, NetworkError)
         assert not isinstance(raised.value, TimedOut)
     finally:
         await request.shutdown()
@@ -98,7 +100,7 @@ async def test_use_before_initialize_is_refused_and_shutdown_is_idempotent():
     await request.initialize()
     await request.shutdown()
     await request.shutdown()
-    assert request.read_timeout == 5.0
+    assert request.read_timeout == READ_SECONDS
 
 
 async def test_a_proxy_from_the_environment_is_used_unless_the_host_is_excluded(

@@ -115,8 +115,10 @@ class Outcome(enum.Enum):
     BLOCKED = "blocked"  # the user blocked the bot or it left the group: do not retry
     FAILED = "failed"  # nothing went out; worth trying again later
     REFUSED = "refused"  # Telegram refused it (a 400): sending it again would fail again
+    # Sent, but Telegram's answer never came: it may have arrived, and a send cannot be undone.
+    UNANSWERED = "unanswered"
 
     @property
     def reached(self) -> bool:
-        """Whether the member saw (part of) it: do not send it again."""
-        return self in (Outcome.SENT, Outcome.PARTIAL)
+        """Whether the member saw (part of) it, or may have: do not send it again."""
+        return self in (Outcome.SENT, Outcome.PARTIAL, Outcome.UNANSWERED)

@@ -29,7 +29,7 @@ from bot.dialog import (
     resends,
 )
 from bot.dialog.access import deal_for
-from bot.dialog.events import Incoming, Reply, Response
+from bot.dialog.events import Incoming, Reply, Response, Sender
 from bot.dialog.outbox import keep_response
 from bot.dialog.refusals import STALE
 from bot.dialog.state import (
@@ -42,13 +42,14 @@ from bot.dialog.state import (
     PAUSE_UNTIL,
     QUESTION,
     ConversationState,
+    save_state,
 )
 from bot.dialog.turn import ButtonRoutes, CommandRoutes, DealVerbs, Turn, member_now
 from bot.dialog.writer import DialogConfig
 from flows.i18n import t
 from flows.playbook import Playbook
-from storage.conversations import save_conversation
 from storage.db import transaction, worth_retrying
+from storage.outbox import drop_messages
 from storage.teams import get_member_by_telegram_id
 from storage.turns import start_turn
 
@@ -211,16 +212,38 @@ class Dialog:
             before = resends.typed_step(state)
             on_text(turn, event.text or "")
             resends.remember(state, before, event.text or "")
-        save_conversation(
-            session,
-            member_id=member.id,
-            deal_id=state.deal_id,
-            question=state.key if state.mode == QUESTION else None,
-            state=state.to_dict(),
-            now=turn.now,
-        )
+        save_state(session, member.id, state, turn.now)
         groups.announce(turn)
         return turn.response
+
+    def catch_up(self, chat_id: int, stale: list[int], *, engine: Engine | None = None) -> Response:
+        """Replies that waited too long for Telegram (``stale``, outbox row ids of a private
+        chat) are dropped, and the member is told where they stand instead: an old question
+        arriving late, out of its context, would be answered wrongly. Kept in the outbox in
+        the same transaction (``Response.queued``)."""
+
+        def work(session: Session) -> Response:
+            now = self.clock()
+            drop_messages(session.connection(), stale, now=now)
+            start = start_turn(session, update_id=None, telegram_user_id=chat_id, now=now)
+            if start.member is None:
+                return Response()
+            state = ConversationState.from_dict(start.state)
+            if not questions.still_asked(state, self.playbook):
+                state.reset()
+            member = start.member
+            turn = Turn(session, member, state, self.playbook, member_now(now, member), self.config)
+            turn.say(turn.text("dialog.caught_up", count=len(stale)))
+            questions.resume(turn)
+            if len(turn.response.replies) == 1:  # nothing open to resume
+                turn.say(turn.text("dialog.idle_hint"))
+            save_state(session, member.id, state, turn.now)
+            response = turn.response
+            home = Incoming(Sender(chat_id), chat_id=chat_id)
+            response.queued = keep_response(session, response, home, now=now)
+            return response
+
+        return self._in_transaction(engine or self.engine, work, f"catching up chat {chat_id}")
 
 
 # -- typed messages --------------------------------------------------------------------------

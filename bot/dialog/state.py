@@ -6,7 +6,12 @@ The database is the one source of truth, so a bot killed mid-question resumes at
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from typing import Any
+
+from sqlmodel import Session
+
+from storage.conversations import save_conversation
 
 IDLE = "idle"
 NEW_CUSTOMER = "new_customer"  # waiting for the customer's name
@@ -59,3 +64,15 @@ class ConversationState:
         seq = self.seq
         self.__dict__.update(ConversationState().__dict__)
         self.seq = seq
+
+
+def save_state(session: Session, member_id: int, state: ConversationState, now: datetime) -> None:
+    """Store the member's place in the conversation (the end of every step)."""
+    save_conversation(
+        session,
+        member_id=member_id,
+        deal_id=state.deal_id,
+        question=state.key if state.mode == QUESTION else None,
+        state=state.to_dict(),
+        now=now,
+    )

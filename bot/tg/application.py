@@ -16,7 +16,7 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.dialog.events import Incoming, Reply, Response
+from bot.dialog.events import Incoming, Queued, Reply, Response
 from bot.dialog.membership import member_language
 from bot.dialog.router import Dialog
 from bot.jobs.digest_runner import DigestRunner
@@ -55,7 +55,7 @@ class TelegramAdapter:
         self.dialog = dialog
         self.application = application
         self.delivery = Delivery(application.bot, self._migrated, self._removed)
-        self.courier = Courier(self.delivery, self.database)
+        self.courier = Courier(self.delivery, self.database, catch_up=self._catch_up)
         # Updates being handled or delivered; zero means the bot has caught up (tests, shutdown).
         self.in_flight = 0
         self._deliveries: set[asyncio.Task] = set()
@@ -160,6 +160,11 @@ class TelegramAdapter:
         """Tell a person their last update could not be read, so nothing of it was saved."""
         lang = member_language(language_code, self.dialog.config)
         await self.delivery.send(Reply(t(lang, "dialog.error")), chat_id)
+
+    def _catch_up(self, chat_id: int, stale: list[int]) -> list[Queued]:
+        """What the courier sends instead of replies that waited too long (on the loop's
+        database, as the courier's own reads)."""
+        return self.dialog.catch_up(chat_id, stale, engine=self.database.engine).queued
 
     async def _migrated(self, old_chat_id: int, new_chat_id: int) -> Response:
         return await self.database.run(

@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 
 
 class CoachBot(ExtBot):
+    _introduced = False  # initialize ran: not again, so a getMe that times out costs one wait
+
     async def initialize(self) -> None:
         """PTB's, except that ``getMe`` failing does not stop the start.
 
@@ -23,6 +25,9 @@ class CoachBot(ExtBot):
         the bot goes by the id in its token. A token Telegram rejects still stops it, in words
         that do not repeat the token (PTB's own message quotes it).
         """
+        if self._introduced:  # PTB initializes the bot twice (the application, the updater)
+            return
+        self._introduced = True
         try:
             await super().initialize()
         except InvalidToken:

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot.dialog.events import Outcome, Queued
 from bot.dialog.outbox import LEASE, queued
@@ -41,6 +41,13 @@ QUESTIONS_REMEMBERED = 50_000  # chats whose newest messages' ids are kept in me
 # messages again after its restart (at least once; bot/dialog/resends.py guards a rep's
 # answer to such a copy).
 MARK_SECONDS = 0.05
+PROBE_SECONDS = 5  # while Telegram is silent, getMe asks whether it is back this often at most
+# A reply older than this, still unsent, is not sent: the rep is told where they stand instead
+# (CatchUp), as an old question arriving out of its context would be answered wrongly.
+STALE_AFTER = timedelta(minutes=10)
+# Drops a private chat's stale messages (row ids) and keeps, in the same transaction, what to
+# send instead; run on the loop's database.
+CatchUp = Callable[[int, list[int]], list[Queued]]
 
 
 class Courier:
@@ -52,8 +59,10 @@ class Courier:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         retry_seconds: tuple[float, ...] = RETRY_SECONDS,
         mark_seconds: float = MARK_SECONDS,
+        catch_up: CatchUp | None = None,
     ):
         self.delivery = delivery
+        self.catch_up = catch_up
         self.database = database
         self.clock = clock
         self.retry_seconds = retry_seconds
@@ -66,6 +75,10 @@ class Courier:
         # have seen (bot/dialog/resends.py)
         self.shown: dict[int, tuple[int, int]] = {}
         self._kept: dict[int, int] = {}  # chat -> the newest row id kept for it here
+        # row id -> when its send went unanswered (it goes once more, bot/tg/delivery.py)
+        self._unanswered: dict[int, float] = {}
+        self._answered_at = 0.0  # when Telegram last answered a send or a probe
+        self._probed_at = 0.0
         self._flush: asyncio.Task | None = None
         self._loop: asyncio.Task | None = None
         self._wake = asyncio.Event()
@@ -106,14 +119,21 @@ class Courier:
             if fresh is None or chat_id in self.backlog:
                 # Older messages wait: they go first, and the fresh ones are among them.
                 rows = await self.database.run(self._unsent, chat_id)
-                messages = [queued(row) for row in rows if row.id not in self._marked]
+                rows = [row for row in rows if row.id not in self._marked]
+                messages = [queued(row) for row in rows]
+                stale = [row.id for row in rows if self._is_stale(row)]
+                if stale and self.catch_up is not None:
+                    kept = [m for m in messages if m.id not in stale]
+                    instead = await self.database.run(self.catch_up, chat_id, stale)
+                    self.note_kept(instead)
+                    messages = kept + instead
             else:
                 messages = fresh
             if await self._send_in_order(chat_id, messages):
                 self.backlog.discard(chat_id)
-            else:
+            elif chat_id not in self.backlog:
                 self.backlog.add(chat_id)
-                self._wake.set()
+                self._wake.set()  # the backlog's loop may be asleep for a sweep's length
 
     async def _send_in_order(self, chat_id: int, messages: list[Queued]) -> bool:
         """Send until one fails (False: it and those after it stay in the outbox).
@@ -128,8 +148,15 @@ class Courier:
                 target = await self._edit_target(message)
                 edits.append(asyncio.ensure_future(self._edit(message, target)))
                 continue
+            if message.id in self._unanswered and not await self._answering(message.id):
+                ok = False  # it goes once more, but only once Telegram answers again
+                break
             outcome, message_id = await self.delivery.send_unlocked(message.reply, chat_id)
-            if outcome is Outcome.FAILED:
+            if outcome is Outcome.SENT:
+                self._answered_at = time.monotonic()
+            if outcome is Outcome.FAILED or (
+                outcome is Outcome.UNANSWERED and self._once_more(message)
+            ):
                 ok = False
                 break
             if message_id is not None:
@@ -137,6 +164,39 @@ class Courier:
             self._done(message, message_id, outcome)
         results = await asyncio.gather(*edits)
         return ok and all(results)
+
+    def _is_stale(self, row) -> bool:
+        """A message to a person that waited too long for Telegram to still make sense. Edits
+        still go (they take buttons off answered questions), and so do posts to a group."""
+        return (
+            row.chat_id > 0 and row.kind == "send" and self.clock() - row.created_at > STALE_AFTER
+        )
+
+    def _once_more(self, message: Queued) -> bool:
+        """Whether a send Telegram did not answer goes again: once, in case it was lost. A
+        timed-out send may well have arrived, so a third copy is never risked."""
+        if self._unanswered.pop(message.id, None) is not None:
+            return False  # the second time: done, with the log line of _done
+        if len(self._unanswered) >= QUESTIONS_REMEMBERED:
+            self._unanswered.clear()
+        self._unanswered[message.id] = time.monotonic()
+        return True
+
+    async def _answering(self, row_id: int) -> bool:
+        """Whether Telegram answers again since the send of ``row_id`` went unanswered: some
+        send got an answer since, or ``getMe`` does now (asked at most once per PROBE_SECONDS).
+        Sending again into the same silence would only add a copy that may arrive later."""
+        since = self._unanswered[row_id]
+        if self._answered_at > since:
+            return True
+        now = time.monotonic()
+        if now - self._probed_at < PROBE_SECONDS:
+            return False
+        self._probed_at = now
+        if await self.delivery.probe():
+            self._answered_at = time.monotonic()
+            return True
+        return False
 
     async def _edit(self, message: Queued, target: int | None) -> bool:
         if target is None:  # the question it rewrites never went out, or is long gone
@@ -165,7 +225,7 @@ class Courier:
             self._questions[chat_id] = (row_id, message_id)
 
     def _done(self, message: Queued, message_id: int | None, outcome: Outcome) -> None:
-        if outcome in (Outcome.BLOCKED, Outcome.REFUSED):
+        if outcome in (Outcome.BLOCKED, Outcome.REFUSED, Outcome.UNANSWERED):
             log.info("chat %s: message %s given up (%s)", message.chat_id, message.id, outcome)
         self._marks.append((message.id, message_id))
         self._marked.add(message.id)

@@ -22,10 +22,11 @@ from telegram import (
     LinkPreviewOptions,
 )
 from telegram.constants import CallbackQueryLimit, MessageLimit, ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
 from bot.dialog.events import Outcome, Reply, Response
 from bot.tg.coach_bot import CoachBot
+from bot.tg.transport import NoAnswer, NotSent
 
 log = logging.getLogger(__name__)
 NETWORK_ATTEMPTS = 3
@@ -141,8 +142,11 @@ class Delivery:
         except BadRequest as exc:
             log.warning("chat %s: Telegram refused what was sent (%s)", chat_id, exc.message)
             return None if refusable else Outcome.REFUSED
-        except TelegramError:
-            log.exception("could not send a message to chat %s", chat_id)
+        except NoAnswer as exc:
+            log.warning("chat %s: no answer from Telegram to a send (%s)", chat_id, exc.message)
+            return Outcome.UNANSWERED
+        except TelegramError as exc:
+            log.warning("could not send to chat %s (%s)", chat_id, exc.message)
             return Outcome.FAILED
 
     async def _follow_migration(self, old: int, new: int, resend: tuple | None) -> Outcome:
@@ -187,9 +191,21 @@ class Delivery:
         except Forbidden as exc:
             await self._forbidden(chat_id, exc)
             return Outcome.BLOCKED
+        except NoAnswer:  # most likely done; rewriting it again could only repeat it
+            log.info("no answer from Telegram to an edit of message %s", message_id)
+            return Outcome.UNANSWERED
         except TelegramError as exc:
             log.warning("could not edit message %s (%s)", message_id, type(exc).__name__)
             return Outcome.FAILED
+
+    async def probe(self) -> bool:
+        """Whether Telegram answers a harmless call (getMe) in time now."""
+        try:
+            await self.bot.post_unparsed("getMe")
+            return True
+        except TelegramError as exc:
+            log.info("Telegram is not answering yet (%s)", type(exc).__name__)
+            return False
 
     def lock(self, chat_id: int) -> asyncio.Lock:
         """The chat's lock: whoever sends to the chat holds it, so its messages keep their order."""
@@ -206,14 +222,17 @@ async def side_by_side(*steps: Awaitable[object]) -> None:
 
 
 async def _with_network_retries(send: Callable[[], Awaitable[object]]) -> None:
-    """Retry a send that failed on the network (not on Telegram's answer) a few times."""
+    """Retry a send that never reached Telegram (no connection) a few times.
+
+    Nothing else is retried here: Telegram has no idempotent send, so a send that went out
+    and got no answer may have arrived, and one Telegram answered with an error is the
+    outbox's to send again later (bot/tg/courier.py), at most once if it went unanswered.
+    """
     for attempt in range(1, NETWORK_ATTEMPTS + 1):
         try:
             await send()
             return
-        except (BadRequest, Forbidden, ChatMigrated):
-            raise
-        except NetworkError:
+        except NotSent:
             if attempt == NETWORK_ATTEMPTS:
                 raise
             await asyncio.sleep(attempt)

@@ -78,7 +78,7 @@ class Ticker:
             outcome = Outcome.SENT
             for reply in job.replies:
                 outcome = await self.delivery.send(reply, job.chat_id)
-                if outcome is not Outcome.SENT:
+                if not outcome.reached:  # unanswered may have arrived: the rest goes on
                     break
             await asyncio.to_thread(self.digests.delivered, job, outcome, now)
             sent += outcome.reached

@@ -20,6 +20,20 @@ from telegram.request import BaseRequest, RequestData
 
 log = logging.getLogger(__name__)
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+# Telegram answers a send in well under a second, and in seconds when it is struggling. A
+# request that timed out may still have been carried out (there is no idempotent send), so a
+# read timeout is set long enough that a struggling Telegram rarely hits it.
+READ_SECONDS = 10.0
+CONNECT_SECONDS = 5.0
+
+
+class NotSent(NetworkError):
+    """The request never reached Telegram (no connection): sending it again cannot repeat it."""
+
+
+class NoAnswer(TimedOut):
+    """The request went out and no answer came back (a read timeout, a dropped connection):
+    Telegram may have carried it out."""
 
 
 class AiohttpRequest(BaseRequest):
@@ -34,9 +48,9 @@ class AiohttpRequest(BaseRequest):
     def __init__(
         self,
         connection_pool_size: int = 8,
-        read_timeout: float | None = 5.0,
+        read_timeout: float | None = READ_SECONDS,
         write_timeout: float | None = 5.0,
-        connect_timeout: float | None = 5.0,
+        connect_timeout: float | None = CONNECT_SECONDS,
         pool_timeout: float | None = 1.0,
         media_write_timeout: float | None = 20.0,
     ):
@@ -91,10 +105,14 @@ class AiohttpRequest(BaseRequest):
                 method, url, data=body, headers=headers, timeout=timeout, proxy=self._proxy_for(url)
             ) as response:
                 return response.status, await response.read()
-        except aiohttp.ConnectionTimeoutError as err:
-            raise TimedOut("Pool or connect timeout: the request was *not* sent.") from err
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as err:
+            raise NotSent(f"no connection to Telegram ({err.__class__.__name__})") from err
         except TimeoutError as err:
-            raise TimedOut from err
+            raise NoAnswer("Telegram did not answer in time") from err
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as err:
+            raise NoAnswer(
+                f"the connection broke before the answer ({err.__class__.__name__})"
+            ) from err
         except aiohttp.ClientError as err:
             raise NetworkError(f"aiohttp.{err.__class__.__name__}: {err}") from err
 
