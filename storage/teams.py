@@ -110,6 +110,12 @@ def get_member_by_telegram_id(session: Session, *, telegram_user_id: int) -> Mem
     return session.exec(ACTIVE_MEMBER, params={"telegram_user_id": telegram_user_id}).first()
 
 
+def list_memberships(session: Session, *, telegram_user_id: int) -> list[Member]:
+    """A Telegram user's memberships in every team, active or removed."""
+    statement = select(Member).where(Member.telegram_user_id == telegram_user_id)
+    return list(session.exec(statement.order_by(col(Member.id))))
+
+
 def get_team_member(session: Session, *, team_id: int, telegram_user_id: int) -> Member | None:
     """A Telegram user's membership in one team, active or removed."""
     statement = select(Member).where(

@@ -57,7 +57,11 @@ class Driver:
 
     @property
     def labels(self) -> list[str]:
-        return [b.label for r in self._messages() for row in r.buttons for b in row]
+        return [b.label for b in self.buttons()]
+
+    def buttons(self) -> list[Button]:
+        """The buttons of the last response, newest message first."""
+        return [b for r in self._messages() for row in r.buttons for b in row]
 
     def _messages(self) -> list[Reply]:
         """This member's messages of the last response, newest first (an edit counts)."""

@@ -11,13 +11,13 @@ from typing import Annotated
 import typer
 
 from bot.cli.config import ConfigError, Settings, check_telegram
-from bot.dialog.membership import invite_link
+from bot.dialog.membership import invite_link, remove_member
 from bot.dialog.writer import DialogConfig
 from bot.tg.identity import UsernameUnknown, ask_bot_username
 from flows.i18n import t
 from storage.db import make_engine, transaction, upgrade
 from storage.invites import create_invite
-from storage.teams import create_team, get_team_by_name, list_members, update_member
+from storage.teams import create_team, get_team_by_name, list_members
 
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 team_app = typer.Typer(help="Create teams and invite members.", no_args_is_help=True)
@@ -114,7 +114,7 @@ def team_remove(
                 t(language, "cli.member_unknown", user_id=telegram_user_id, team=team), err=True
             )
             raise typer.Exit(1)
-        update_member(session, member_id=member.id, active=False)
+        remove_member(session, member_id=member.id, now=datetime.now(UTC))
     removed = t(
         language,
         "cli.member_removed",

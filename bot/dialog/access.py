@@ -7,6 +7,7 @@ from sqlmodel import Session
 from bot.dialog.buttons import Move
 from bot.dialog.deal_view import TurnDeals
 from bot.dialog.refusals import FORGED
+from bot.dialog.state import OVERRIDE_REASON
 from bot.dialog.turn import Turn, is_number
 from storage.deals import get_deal_by_number, list_deals
 from storage.models import Deal, Member
@@ -25,6 +26,18 @@ def visible_deals(session: Session, member: Member) -> list[Deal]:
     """Open and won deals the member may work on, most recently updated first."""
     owner = None if member.role in MANAGING_ROLES else member.id
     return list_deals(session, team_id=member.team_id, owner_id=owner, statuses=WORKING_STATUSES)
+
+
+def may_go_on(turn: Turn) -> bool:
+    """Whether the action the member has open is still theirs to finish: checked at every step,
+    not only at the start, as their role or team may have changed in between."""
+    state = turn.state
+    if state.mode == OVERRIDE_REASON and turn.member.role not in MANAGING_ROLES:
+        return False
+    if state.deal_id is None:
+        return True
+    deal = turn.deals.load(state.deal_id)
+    return deal is not None and can_see(turn.member, deal)
 
 
 def deal_for(deals: TurnDeals, member: Member, deal_id: int) -> Deal | None:

@@ -8,12 +8,20 @@ from sqlmodel import Session
 
 from bot.dialog.access import MANAGING_ROLES
 from bot.dialog.events import Incoming, Reply, Response
+from bot.dialog.state import IDLE, ConversationState, save_state
 from bot.dialog.turn import CommandRoutes, Turn
 from bot.dialog.writer import DialogConfig, escape
 from flows.i18n import LANGUAGES, t
+from storage.conversations import get_conversation
 from storage.invites import create_invite, redeem_invite, set_invite_user
-from storage.models import INVITE_ROLES
-from storage.teams import add_member, get_team, get_team_member, update_member
+from storage.models import INVITE_ROLES, Member
+from storage.teams import (
+    add_member,
+    get_team,
+    get_team_member,
+    list_memberships,
+    update_member,
+)
 
 
 def stranger_event(
@@ -23,9 +31,10 @@ def stranger_event(
     lang = member_language(event.sender.language_code, config)
     if not event.in_private:
         return Response()  # strangers in groups are not answered
+    ended = [Reply(t(lang, "dialog.action_ended"))] if take_ended(session, event, now) else []
     command, _, code = (event.text or "").strip().partition(" ")
     if command.split("@")[0] != "/start" or not code.strip():
-        return Response(replies=[Reply(t(lang, "dialog.not_a_member"))])
+        return Response(replies=[*ended, Reply(t(lang, "dialog.not_a_member"))])
     invite = redeem_invite(session, code=code.strip(), now=now)
     if invite is None:
         return Response(replies=[Reply(t(lang, "team.invite_invalid"))])
@@ -35,7 +44,7 @@ def stranger_event(
     welcome = t(
         lang, "team.joined", team=escape(team.name), role=t(lang, f"team.role_{invite.role}")
     )
-    return Response(replies=[Reply(welcome), Reply(t(lang, "dialog.help"))])
+    return Response(replies=[*ended, Reply(welcome), Reply(t(lang, "dialog.help"))])
 
 
 def _join(session: Session, invite, event: Incoming, lang: str, config: DialogConfig, now):
@@ -55,6 +64,33 @@ def _join(session: Session, invite, event: Incoming, lang: str, config: DialogCo
         timezone=config.timezone,
         now=now,
     )
+
+
+def remove_member(session: Session, *, member_id: int, now: datetime) -> Member:
+    """Take a member out of their team (``stagecoach team remove``). The action they had open
+    ends with it; they hear of it once, the next time they write (``take_ended``)."""
+    member = update_member(session, member_id=member_id, active=False)
+    conversation = get_conversation(session, member_id=member_id)
+    state = ConversationState.from_dict(conversation.state if conversation else None)
+    if state.mode != IDLE:
+        state.reset()
+        state.ended = True
+        save_state(session, member_id, state, now)
+    return member
+
+
+def take_ended(session: Session, event: Incoming, now: datetime) -> bool:
+    """Whether an action of this person's was ended while they were away (removed, in any
+    team); once told, it is forgotten."""
+    told = False
+    for member in list_memberships(session, telegram_user_id=event.sender.user_id):
+        conversation = get_conversation(session, member_id=member.id)
+        state = ConversationState.from_dict(conversation.state if conversation else None)
+        if state.ended:
+            state.ended = False
+            save_state(session, member.id, state, now)
+            told = True
+    return told
 
 
 def member_language(code: str | None, config: DialogConfig) -> str:

@@ -28,7 +28,7 @@ from bot.dialog import (
     questions,
     resends,
 )
-from bot.dialog.access import deal_for
+from bot.dialog.access import deal_for, may_go_on
 from bot.dialog.events import Incoming, Reply, Response, Sender
 from bot.dialog.outbox import keep_response
 from bot.dialog.refusals import STALE
@@ -199,6 +199,14 @@ class Dialog:
         if not questions.still_asked(state, self.playbook):
             state.reset()  # the team's playbook dropped the question that was open
         turn = Turn(session, member, state, self.playbook, member_now(now, member), self.config)
+        if state.ended or not may_go_on(turn):
+            # Removed, demoted or moved with an action open: it ends here, once, politely. A
+            # text typed for its next step is not taken for anything else.
+            state.reset()
+            turn.say(turn.text("dialog.action_ended"))
+            if event.button is None and not (event.text or "").startswith("/"):
+                save_state(session, member.id, state, turn.now)
+                return turn.response
         if event.button is not None:
             on_button(turn, event.button)
         elif event.unsupported or event.edited:

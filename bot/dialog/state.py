@@ -50,6 +50,9 @@ class ConversationState:
     # The text the last typed step took: the same text sent again before the rep could see what
     # came next is a re-send (a reply late or lost), not an answer to the next step.
     typed: str | None = None
+    # The member was removed (or their role changed) with an action open: it was ended, and
+    # they are told so once, the next time they write (bot/dialog/membership.py).
+    ended: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
