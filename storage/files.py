@@ -1,4 +1,4 @@
-"""Files the product writes are its owner's alone: they hold every deal and unused invite codes.
+"""Files the product writes are its owner's alone: they hold every deal of every team.
 
 A SQLite database and its folder are created readable by the owner only (SQLite gives its
 ``-wal`` and ``-shm`` files the database file's permissions); a database file found readable

@@ -1,7 +1,13 @@
-"""One-time invite codes that let a Telegram user join a team."""
+"""One-time invite codes that let a Telegram user join a team.
+
+The database keeps each code's SHA-256 only: a copy of the database (a backup, another user
+of the host) gives nobody a way into a team. A code is 96 random bits, so a hash without salt
+cannot be reversed by guessing.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import datetime, timedelta
 
@@ -21,7 +27,7 @@ def create_invite(
     now: datetime,
     created_by: int | None = None,
     ttl: timedelta = INVITE_TTL,
-) -> Invite:
+) -> str:
     """Make a fresh code for joining ``team_id`` as ``role``.
 
     Args:
@@ -33,10 +39,12 @@ def create_invite(
         ttl: How long the code stays valid.
 
     Returns:
-        The invite; its ``code`` is URL-safe, so it fits a ``t.me/<bot>?start=<code>`` link.
+        The code, to show once (it is not kept); URL-safe, so it fits a
+        ``t.me/<bot>?start=<code>`` link.
     """
+    code = secrets.token_urlsafe(12)
     invite = Invite(
-        code=secrets.token_urlsafe(12),
+        code_hash=hash_code(code),
         team_id=team_id,
         role=role,
         created_by=created_by,
@@ -45,7 +53,11 @@ def create_invite(
     )
     session.add(invite)
     session.flush()
-    return invite
+    return code
+
+
+def hash_code(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
 
 
 def redeem_invite(session: Session, *, code: str, now: datetime) -> Invite | None:
@@ -56,16 +68,19 @@ def redeem_invite(session: Session, *, code: str, now: datetime) -> Invite | Non
     Returns:
         The invite, or None if the code is unknown, used or expired.
     """
+    hashed = hash_code(code)
     claimed = session.execute(
         update(Invite)
         .where(
-            col(Invite.code) == code, col(Invite.used_at).is_(None), col(Invite.expires_at) > now
+            col(Invite.code_hash) == hashed,
+            col(Invite.used_at).is_(None),
+            col(Invite.expires_at) > now,
         )
         .values(used_at=now)
     )
     if claimed.rowcount != 1:
         return None
-    return session.exec(select(Invite).where(Invite.code == code)).one()
+    return session.exec(select(Invite).where(Invite.code_hash == hashed)).one()
 
 
 def set_invite_user(session: Session, *, invite_id: int, member_id: int) -> None:

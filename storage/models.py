@@ -244,12 +244,13 @@ class TeamGroup(SQLModel, table=True):
 
 
 class Invite(SQLModel, table=True):
-    """A one-time code that lets a Telegram user join a team with a role."""
+    """A one-time code that lets a Telegram user join a team with a role. Only the code's
+    SHA-256 is kept (storage/invites.py): the code itself is shown once, when it is made."""
 
     __table_args__ = (CheckConstraint(_in("role", INVITE_ROLES), name="role"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    code: str = Field(sa_type=String(32), unique=True)
+    code_hash: str = Field(sa_type=String(64), unique=True)
     team_id: int = Field(foreign_key="team.id", ondelete="CASCADE")
     role: str = Field(sa_type=String(16))
     created_by: int | None = Field(default=None, foreign_key="member.id")

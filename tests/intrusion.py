@@ -218,8 +218,7 @@ def seed(engine: Engine, now: datetime, *, invites: int = 0) -> Seed:
             now=now,
         )
         codes = [
-            create_invite(session, team_id=teams["B"], role="rep", now=now).code
-            for _ in range(invites)
+            create_invite(session, team_id=teams["B"], role="rep", now=now) for _ in range(invites)
         ]
         update_member(session, member_id=members[R], active=False)
     return Seed(teams, members, deals, numbers, nudges, requests, codes)

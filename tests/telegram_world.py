@@ -166,4 +166,4 @@ class TelegramWorld:
 
     def invite(self, team_id: int, role: str = "rep") -> str:
         with transaction(self.engine) as session:
-            return create_invite(session, team_id=team_id, role=role, now=datetime.now(UTC)).code
+            return create_invite(session, team_id=team_id, role=role, now=datetime.now(UTC))

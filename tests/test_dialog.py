@@ -665,7 +665,7 @@ def test_a_removed_member_can_rejoin_with_a_new_invite(team_engine):
     with transaction(team_engine) as session:
         member = get_member_by_telegram_id(session, telegram_user_id=REP)
         update_member(session, member_id=member.id, active=False)
-        code = create_invite(session, team_id=member.team_id, role="manager", now=FIXED_NOW).code
+        code = create_invite(session, team_id=member.team_id, role="manager", now=FIXED_NOW)
     chat = Driver(team_engine, REP)
     chat.say("/deals")
     assert chat.text == t("en", "dialog.not_a_member")  # the driver's Telegram language

@@ -132,7 +132,7 @@ def change_membership(engine: Engine, s: Seed, driver: Driver, change: str) -> l
         code = None
         if change != "removed":
             back_to = s.team["A" if change == "demoted" else "B"]
-            code = create_invite(session, team_id=back_to, role="rep", now=FIXED_NOW).code
+            code = create_invite(session, team_id=back_to, role="rep", now=FIXED_NOW)
     if code is None:
         return []
     driver.say(f"/start {code}")

@@ -785,3 +785,50 @@ def test_a_database_file_readable_by_others_is_tightened(tmp_path: Path, caplog)
     with caplog.at_level(logging.INFO, logger="storage.files"):
         make_engine(f"sqlite:///{path}").dispose()
     assert _mode(path) == 0o600 and "now only by its owner" in caplog.text
+
+
+# -- invites -----------------------------------------------------------------------------------
+
+
+def test_an_invite_code_is_kept_only_as_its_hash_and_works_once(session: Session) -> None:
+    """Issue 18: anyone who could read the database could read a manager's invite and join."""
+    from storage.invites import create_invite, redeem_invite
+    from storage.models import Invite
+
+    team = make_team(session)
+    code = create_invite(session, team_id=team.id, role="manager", now=NOW)
+    session.commit()
+    stored = session.exec(select(Invite)).one()
+    assert code not in str(stored.model_dump())
+    assert redeem_invite(session, code=code + "x", now=NOW) is None
+    assert redeem_invite(session, code=code, now=NOW).role == "manager"
+    assert redeem_invite(session, code=code, now=NOW) is None  # once
+
+
+def test_hashing_the_codes_keeps_the_invites_made_before(db_url: str) -> None:
+    """Upgraded from the schema before it, an unused invite still works with its code."""
+    from storage.invites import redeem_invite
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0006")
+        with engine.begin() as connection:
+            team_id = connection.execute(
+                text("INSERT INTO team (name, created_at) VALUES ('East', :now) RETURNING id"),
+                {"now": NOW},
+            ).scalar_one()
+            connection.execute(
+                text(
+                    "INSERT INTO invite (code, team_id, role, created_at, expires_at) "
+                    "VALUES ('old-code-1', :team, 'rep', :now, :until)"
+                ),
+                {"team": team_id, "now": NOW, "until": NOW + timedelta(days=7)},
+            )
+        upgrade(engine)
+        with transaction(engine) as session:
+            assert redeem_invite(session, code="old-code-1", now=NOW).team_id == team_id
+        with engine.connect() as connection:
+            columns = {c["name"] for c in inspect(connection).get_columns("invite")}
+        assert "code" not in columns and "code_hash" in columns
+    finally:
+        engine.dispose()

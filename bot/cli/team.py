@@ -64,12 +64,12 @@ def team_invite(
     engine = _engine(settings)
     with transaction(engine) as session:
         found = _team_or_exit(session, team, language)
-        invite = create_invite(session, team_id=found.id, role=role.value, now=datetime.now(UTC))
+        code = create_invite(session, team_id=found.id, role=role.value, now=datetime.now(UTC))
     role_name = t(language, f"team.role_{role.value}")
     # The code first: it exists now, whatever Telegram says when asked for the bot's name.
-    typer.echo(t(language, "cli.invite_code", role=role_name, team=team, code=invite.code))
+    typer.echo(t(language, "cli.invite_code", role=role_name, team=team, code=code))
     username = (bot_username or "").lstrip("@") or _ask_telegram_username(settings)
-    link = invite_link(DialogConfig(bot_username=username), invite.code)
+    link = invite_link(DialogConfig(bot_username=username), code)
     typer.echo(t(language, "cli.invite_link", link=link))
     if not username:
         typer.echo(t(language, "cli.invite_no_username"))

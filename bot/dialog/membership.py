@@ -106,7 +106,7 @@ def invite_command(turn: Turn, args: str) -> None:
     role = args.strip().lower() or "rep"
     if role not in INVITE_ROLES:
         return turn.say(turn.text("team.invite_usage"))
-    invite = create_invite(
+    code = create_invite(
         turn.session,
         team_id=turn.member.team_id,
         role=role,
@@ -117,8 +117,8 @@ def invite_command(turn: Turn, args: str) -> None:
         turn.text(
             "team.invite_made",
             role=turn.text(f"team.role_{role}"),
-            code=invite.code,
-            link=invite_link(turn.config, invite.code),
+            code=code,
+            link=invite_link(turn.config, code),
         )
     )
 
