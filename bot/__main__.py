@@ -1,5 +1,5 @@
 """``python -m bot`` is the ``stagecoach`` command."""
 
-from bot.cli.main import app
+from bot.cli.main import main
 
-app(prog_name="stagecoach")
+main()

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from sqlmodel import select
 
-from bot.cli.secrets_filter import MASK, SecretsFilter
+from bot.cli.secrets_filter import MASK, SecretsFilter, hide_secrets
 from bot.tg.webhook import SECRET_HEADER
 from flows.i18n import t
 from storage.db import make_engine, transaction, upgrade
@@ -143,7 +143,8 @@ def test_the_filter_masks_secrets_in_messages_arguments_and_tracebacks():
         raise RuntimeError(f"failed at /bot{token}/sendMessage")
     except RuntimeError:
         record.exc_info = sys.exc_info()
-    SecretsFilter([token]).filter(record)
+    hide_secrets(token)
+    SecretsFilter().filter(record)
     formatted = logging.Formatter().format(record)
     assert token not in formatted
     assert formatted.count(MASK) == 2

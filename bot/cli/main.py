@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +22,8 @@ from bot.cli.config import (
     check_telegram,
     load_settings,
 )
-from bot.cli.secrets_filter import hide_secrets
+from bot.cli.logs import quiet_library_tracebacks
+from bot.cli.secrets_filter import hide_secrets, mask
 from bot.cli.team import Role, team_app
 from bot.cli.terminal import TerminalChat, demo_sender, plain
 from bot.tg.application import preview_digests, send_digests_now
@@ -31,25 +33,51 @@ from flows.playbook import PlaybookError, load_playbook
 from storage.db import make_engine, upgrade
 from storage.files import private_folder, write_private
 
-app = typer.Typer(help="StageCoach: a chat-first sales coach.", no_args_is_help=True)
+# Tracebacks are main()'s to show (with -v, masked): Typer's would print local variables.
+app = typer.Typer(
+    help="StageCoach: a chat-first sales coach.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 playbook_app = typer.Typer(help="Check playbooks.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the database.", no_args_is_help=True)
 app.add_typer(playbook_app, name="playbook")
 app.add_typer(db_app, name="db")
 app.add_typer(team_app, name="team")
 NO_TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
+_verbose = False  # -v: main() shows the traceback of an error
+
+
+def main() -> None:
+    """The ``stagecoach`` command. An error no command caught is one line on stderr and exit
+    code 1; ``-v`` adds the traceback. Both are masked: an error's text may quote the token
+    (PTB's own messages do, and so do a proxy's error pages)."""
+    try:
+        app(prog_name="stagecoach")
+    except Exception as exc:
+        hide_secrets(os.environ.get(NO_TOKEN_ENV, ""), os.environ.get(WEBHOOK_SECRET_ENV, ""))
+        first = (str(exc).strip().splitlines() or [""])[0]
+        error = mask(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+        typer.echo(t(_language(), "cli.failed", error=error), err=True)
+        if _verbose:
+            typer.echo(mask(traceback.format_exc()), err=True)
+        raise SystemExit(1) from None
 
 
 @app.callback()
-def main(
+def options(
     ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")] = False,
 ):
+    global _verbose
+    _verbose = verbose
     ctx.obj = {"settings": _settings}
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        quiet_library_tracebacks()
     hide_secrets(os.environ.get(NO_TOKEN_ENV, ""), os.environ.get(WEBHOOK_SECRET_ENV, ""))
 
 
@@ -194,7 +222,7 @@ def _language() -> str:
     """The configured language, for a command that needs no other setting (even a broken config)."""
     try:
         return load_settings().defaults.language
-    except ConfigError:
+    except Exception:  # a broken config, or anything else: the message still goes out
         return DefaultSettings().language
 
 

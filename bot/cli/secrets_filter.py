@@ -1,37 +1,55 @@
-"""Keep the bot token and the webhook secret out of every log line.
+"""Keep the bot token and the webhook secret out of everything the process writes.
 
-A Bot API URL contains the token: HTTP libraries log request URLs (PTB's default, httpx, does
-at INFO) and their exceptions can quote them. The webhook secret must not leak either.
-The filter sits on the root handlers, so records from every logger pass through it.
+A Bot API URL contains the token: HTTP libraries log request URLs, their errors and a proxy's
+error pages quote them, and PTB's own errors quote the token. So every output path goes
+through ``mask``: the log (a filter on the root handlers, which every logger reaches), the
+command line's messages and its one-line errors (bot/cli/main.py).
 """
 
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 MASK = "<redacted>"
+_SECRETS: list[str] = []  # longest first, so a token is masked whole, not its part
+
+
+def mask(text: str) -> str:
+    """``text`` with every secret registered by ``hide_secrets`` replaced by MASK."""
+    for secret in _SECRETS:
+        text = text.replace(secret, MASK)
+    return text
 
 
 class SecretsFilter(logging.Filter):
-    def __init__(self, secrets: list[str]):
-        super().__init__()
-        self.secrets = [s for s in secrets if s]
+    """Masks the secrets in a record's message and traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        for secret in self.secrets:
-            message = message.replace(secret, MASK)
-            if record.exc_text:
-                record.exc_text = record.exc_text.replace(secret, MASK)
-        record.msg, record.args = message, None
+        if record.exc_text:
+            record.exc_text = mask(record.exc_text)
+        record.msg, record.args = mask(record.getMessage()), None
         return True
 
 
-def hide_secrets(*secrets: str) -> SecretsFilter:
-    """Mask ``secrets`` in everything the root logger's handlers write."""
-    secret_filter = SecretsFilter(list(secrets))
+_FILTER = SecretsFilter()
+
+
+def hide_secrets(*secrets: str) -> None:
+    """Mask ``secrets`` from now on, in the log (every root handler) and in ``mask``.
+
+    A bot token's part after the colon is the secret one: masked on its own too, and so is
+    each secret's URL-quoted form.
+    """
+    for secret in (s for s in secrets if s):
+        forms = {quote(secret, safe="")}
+        if ":" in secret:
+            forms.add(secret.partition(":")[2])
+        forms = {form for form in forms if len(form) >= 8}  # a short part would garble text
+        _SECRETS.extend(form for form in {secret, *forms} if form not in _SECRETS)
+    _SECRETS.sort(key=len, reverse=True)
     for handler in logging.getLogger().handlers:
-        handler.addFilter(secret_filter)
-    return secret_filter
+        if _FILTER not in handler.filters:
+            handler.addFilter(_FILTER)

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from bot.cli.config import ConfigError, Settings, check_telegram
+from bot.cli.secrets_filter import mask
 from bot.dialog.membership import invite_link, remove_member
 from bot.dialog.writer import DialogConfig
 from bot.tg.identity import UsernameUnknown, ask_bot_username
@@ -148,6 +149,6 @@ def _ask_telegram_username(settings: Settings) -> str | None:
         check_telegram(settings.telegram)
         return ask_bot_username(token, settings.telegram.base_url)
     except (ConfigError, UsernameUnknown) as exc:
-        error = t(settings.defaults.language, "cli.bot_name_unknown", error=str(exc))
+        error = t(settings.defaults.language, "cli.bot_name_unknown", error=mask(str(exc)))
         typer.echo(error, err=True)
         return None
