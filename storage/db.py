@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlmodel import Session
 
+from storage.file_watch import DatabaseUnavailable, unwritable
 from storage.files import private_database_file
 
 log = logging.getLogger(__name__)
@@ -146,8 +147,10 @@ def checkpoint_in_background(engine: Engine, every_seconds: float = 1.0) -> Call
                     connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)")
                 finally:
                     connection.close()
-            except Exception:  # a failed checkpoint leaves a longer WAL, nothing is lost
-                log.exception("WAL checkpoint failed")
+            except DatabaseUnavailable:
+                pass  # the file watch has said why (storage/file_watch.py)
+            except Exception as exc:  # a failed checkpoint leaves a longer WAL, nothing is lost
+                log.warning("WAL checkpoint failed (%s)", exc)
 
     thread = threading.Thread(
         target=checkpoint_until_stopped, name="sqlite-checkpoints", daemon=True
@@ -169,7 +172,11 @@ def _make_sqlite_folder(url: URL) -> None:
     """The database's folder and file, created (or tightened) for the owner only."""
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        private_database_file(Path(database).expanduser())
+        path = Path(database).expanduser()
+        private_database_file(path)
+        problem = unwritable(path)
+        if problem is not None:  # SQLite would die of SIGBUS at its first write, silently
+            raise DatabaseUnavailable(f"{path} {problem}")
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, pragmas: tuple[str, ...]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import os
 import sys
@@ -122,6 +123,8 @@ def run() -> None:
         typer.echo(t(settings.defaults.language, "cli.webhook_incomplete"), err=True)
         raise typer.Exit(2)
     _check_telegram(settings)
+    # A fatal signal (a file pulled from under SQLite) says where, rather than nothing at all.
+    faulthandler.enable()
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     hide_secrets(telegram.webhook_secret)  # one set in config.toml rather than the environment
     run_bot(_build(settings), token)

@@ -49,6 +49,7 @@ from bot.dialog.writer import DialogConfig
 from flows.i18n import t
 from flows.playbook import Playbook
 from storage.db import transaction, worth_retrying
+from storage.file_watch import DatabaseUnavailable
 from storage.outbox import drop_messages
 from storage.teams import get_member_by_telegram_id
 from storage.turns import start_turn
@@ -163,6 +164,9 @@ class Dialog:
             try:
                 with transaction(engine) as session:
                     return work(session)
+            except DatabaseUnavailable as exc:  # said once by the file watch; one line each
+                log.warning("%s: not saved (%s)", what, exc)
+                return on_error()
             except Exception as exc:
                 # Rolled back whole, the update's claim too: running it again is safe.
                 if tries_left and worth_retrying(exc):

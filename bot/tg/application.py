@@ -36,6 +36,7 @@ from bot.tg.webhook import serve as serve_webhook
 from flows.i18n import t
 from storage.db import checkpoint_in_background
 from storage.event_loop import LoopDatabase
+from storage.file_watch import watch_sqlite_file
 
 if TYPE_CHECKING:  # the wiring that calls in here; only its type is needed
     from bot.cli.app import App
@@ -288,10 +289,16 @@ def freeze_long_lived_objects() -> None:
 
 
 def settle_for_running(app: App) -> Callable[[], None]:
-    """What a long-running bot does before it serves; returns what stops its checkpoints."""
+    """What a long-running bot does before it serves; returns what stops its threads."""
     stop_checkpoints = checkpoint_in_background(app.engine)  # none inside a chat turn
+    stop_watching = watch_sqlite_file(app.engine)
     freeze_long_lived_objects()
-    return stop_checkpoints
+
+    def stop() -> None:
+        stop_watching()
+        stop_checkpoints()
+
+    return stop
 
 
 def run(app: App, token: str) -> None:

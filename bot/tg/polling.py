@@ -82,6 +82,8 @@ async def _poll_until(application: Application, stop: asyncio.Event, allowed: li
         stopping.cancel()
         if not fetch.done():
             fetch.cancel()
+            # Its connection is the getUpdates pool's only one: free it for the confirmation.
+            await asyncio.gather(fetch, return_exceptions=True)
             break
         try:
             raw = fetch.result()
