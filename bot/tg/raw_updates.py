@@ -24,6 +24,7 @@ def read_updates(raw: list[Any], bot: Bot) -> list[Update]:
             if not isinstance(data, dict):
                 raise TypeError("not an object")
             _check_integers(data)
+            _check_shape(data, UPDATE)
             updates.append(Update.de_json(data, bot))
         except Exception as exc:
             # The exception's kind only: its message may quote what the update holds.
@@ -46,6 +47,62 @@ def _check_integers(data: Any) -> None:
             _check_integers(value)
     elif isinstance(data, int) and not -INTEGER_LIMIT < data < INTEGER_LIMIT:
         raise OverflowError("an integer beyond 64 bits")
+
+
+# The fields StageCoach reads, with their types (True: required). PTB builds its objects from
+# whatever it is given, so an update with a number for a text would fail in the middle of a
+# turn; checked here, it is unreadable like any other malformed update. Telegram's own updates
+# always pass.
+Shape = dict[str, tuple[Any, bool]]
+USER: Shape = {"id": (int, True), "is_bot": (bool, True), "first_name": (str, True)}
+CHAT: Shape = {"id": (int, True), "type": (str, True), "title": (str, False)}
+MESSAGE: Shape = {
+    "message_id": (int, True),
+    "date": (int, True),
+    "chat": (CHAT, True),
+    "from": (USER, False),
+    "text": (str, False),
+    "entities": (list, False),
+    "migrate_to_chat_id": (int, False),
+}
+UPDATE: Shape = {
+    "message": (MESSAGE, False),
+    "edited_message": (MESSAGE, False),
+    "callback_query": (
+        {
+            "id": (str, True),
+            "from": (USER, True),
+            "chat_instance": (str, True),
+            "data": (str, False),
+            "message": (MESSAGE, False),
+        },
+        False,
+    ),
+    "my_chat_member": (
+        {
+            "chat": (CHAT, True),
+            "from": (USER, True),
+            "date": (int, True),
+            "old_chat_member": (dict, True),
+            "new_chat_member": (dict, True),
+        },
+        False,
+    ),
+}
+
+
+def _check_shape(data: dict[str, Any], shape: Shape) -> None:
+    for name, (kind, required) in shape.items():
+        value = data.get(name)
+        if value is None:
+            if required:
+                raise KeyError(name)
+        elif isinstance(kind, dict):
+            if not isinstance(value, dict):
+                raise TypeError(f"{name} is not an object")
+            _check_shape(value, kind)
+        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise TypeError(f"{name} is not {kind.__name__}")
 
 
 async def tell_unreadable(application: Application, raw: list[Any], read: list[Update]) -> None:
