@@ -183,6 +183,26 @@ async def test_a_failing_telegram_at_start_up_does_not_keep_the_bot_from_serving
     assert len(retried) == 4  # a failed getMe (the other was the start's), 3 setMyCommands
 
 
+async def test_a_get_me_answer_ptb_cannot_read_does_not_keep_the_bot_from_serving(
+    fake: FakeBotApi, engine: Engine, monkeypatch, caplog
+) -> None:
+    """telegram-test-api (an npm emulator) answers getMe without ``is_bot``, which PTB
+    requires: the start failed with a TypeError. It serves, and says it does not know its name."""
+    monkeypatch.setattr("bot.tg.lifecycle.RETRY_SECONDS", (0.05,))
+
+    async def get_me_without_is_bot(params):
+        return {"id": 123456, "first_name": "Emulated", "username": "emulated_bot"}
+
+    monkeypatch.setitem(fake._handlers, "getMe", get_me_without_is_bot)
+    _stranger_says(fake, "hello")
+    with caplog.at_level(logging.WARNING):
+        async with serving(fake, engine):
+            await fake.wait_for(lambda: fake.sent(STRANGER), 10)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "Telegram did not say who this bot is (TypeError); starting anyway" in warned
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
 async def test_a_get_me_that_times_out_does_not_keep_the_bot_from_serving(
     fake: FakeBotApi, engine: Engine, monkeypatch
 ) -> None:

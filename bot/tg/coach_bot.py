@@ -32,8 +32,9 @@ class CoachBot(ExtBot):
             await super().initialize()
         except InvalidToken:
             raise InvalidToken("Telegram rejected the bot token (TELEGRAM_BOT_TOKEN)") from None
-        except TelegramError as exc:
-            log.warning("Telegram did not say who this bot is (%s); starting anyway", exc)
+        except Exception as exc:  # also an answer PTB cannot read: an emulator's, say
+            reason = exc if isinstance(exc, TelegramError) else type(exc).__name__
+            log.warning("Telegram did not say who this bot is (%s); starting anyway", reason)
             bot_id = self.token.partition(":")[0]
             assume_bot_user(self, User(int(bot_id) if bot_id.isdigit() else 0, "", is_bot=True))
 

@@ -94,7 +94,8 @@ async def keep_trying(what: str, attempt: Callable[[], Awaitable[object]]) -> No
         try:
             await attempt()
             return
-        except TelegramError as exc:
+        except Exception as exc:  # also an answer PTB cannot read (an emulator's, say)
             wait = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
-            log.warning("could not %s (%s); trying again in %s s", what, exc, wait)
+            reason = exc if isinstance(exc, TelegramError) else type(exc).__name__
+            log.warning("could not %s (%s); trying again in %s s", what, reason, wait)
             await asyncio.sleep(wait)
