@@ -781,3 +781,25 @@ def _type_button_words_at_each_question(chat: Driver, engine) -> list[str]:
         else:
             answer_open_question(chat)
     return typed_at
+
+
+def test_a_full_disk_is_not_saved_with_one_line_and_no_traceback(team_engine, monkeypatch, caplog):
+    """Issue 13: with the disk full, every turn failed correctly with "not saved", but each
+    logged tracebacks. A database that fails is an operator's fact: one line, its cause."""
+    import sqlite3
+
+    chat = Driver(team_engine, REP)
+    chat.say("/new")
+
+    def disk_full(*args, **kwargs):
+        raise OperationalError("INSERT INTO ...", {}, sqlite3.OperationalError("disk is full"))
+
+    monkeypatch.setattr("bot.dialog.router.start_turn", disk_full)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            chat.say("Acme Bank")
+            assert chat.text == t("en", "dialog.error")
+    failed = [r for r in caplog.records if r.name.startswith("bot.")]
+    assert len(failed) == 2 and all(r.exc_info is None for r in failed), failed
+    assert failed[0].getMessage().endswith("not saved, the database failed (disk is full)")
+    assert "Acme" not in caplog.text  # what the rep wrote stays out of the log

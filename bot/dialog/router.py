@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from bot.dialog import (
@@ -62,6 +63,12 @@ K, V = TypeVar("K"), TypeVar("V")
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _cause(exc: Exception) -> str:
+    """A database error's cause, in one line (without the statement it failed in)."""
+    cause = getattr(exc, "orig", None) or exc
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
 
 
 def _without_nul(event: Incoming) -> Incoming:
@@ -164,15 +171,17 @@ class Dialog:
             try:
                 with transaction(engine) as session:
                     return work(session)
-            except DatabaseUnavailable as exc:  # said once by the file watch; one line each
-                log.warning("%s: not saved (%s)", what, exc)
-                return on_error()
             except Exception as exc:
                 # Rolled back whole, the update's claim too: running it again is safe.
                 if tries_left and worth_retrying(exc):
                     log.warning("%s got in another's way (%s); trying again", what, exc.orig)
                     continue
-                log.exception("failed to handle %s", what)
+                if isinstance(exc, DatabaseUnavailable | OperationalError):
+                    # The database failed (a full disk, a file gone): a fact for the operator,
+                    # one line each with its cause; the traceback would only repeat it.
+                    log.warning("%s: not saved, the database failed (%s)", what, _cause(exc))
+                else:
+                    log.exception("failed to handle %s", what)
                 return on_error()
 
     def _language_of(self, engine: Engine, event: Incoming) -> str:
