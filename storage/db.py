@@ -15,7 +15,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, InvalidatePoolError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError, OperationalError
 from sqlmodel import Session
 
 from storage.file_watch import DatabaseUnavailable, unwritable
@@ -83,6 +83,15 @@ def make_engine(url: str, *, sqlite_synchronous: str = "normal", **engine_kwargs
 # serialization_failure, deadlock_detected: the server gave up on a transaction because of
 # another one; the same work run again may well succeed.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def database_failure(exc: BaseException) -> str | None:
+    """The cause, in one line, when the database itself failed (a full disk, an I/O error, a
+    file gone: an operator's fact); None for anything else (a bug, with its traceback)."""
+    if not isinstance(exc, OperationalError | DatabaseUnavailable):
+        return None
+    cause = getattr(exc, "orig", None) or exc  # not the statement it failed in
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
 
 
 def worth_retrying(exc: BaseException) -> bool:

@@ -7,7 +7,7 @@ from sqlmodel import Session
 from bot.dialog.buttons import Move
 from bot.dialog.deal_view import TurnDeals
 from bot.dialog.refusals import FORGED
-from bot.dialog.state import OVERRIDE_REASON
+from bot.dialog.state import IDLE, OVERRIDE_REASON
 from bot.dialog.turn import Turn, is_number
 from storage.deals import get_deal_by_number, list_deals
 from storage.models import Deal, Member
@@ -32,6 +32,8 @@ def may_go_on(turn: Turn) -> bool:
     """Whether the action the member has open is still theirs to finish: checked at every step,
     not only at the start, as their role or team may have changed in between."""
     state = turn.state
+    if state.mode == IDLE:
+        return True  # nothing open
     if state.mode == OVERRIDE_REASON and turn.member.role not in MANAGING_ROLES:
         return False
     if state.deal_id is None:

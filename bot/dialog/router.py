@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from bot.dialog import (
@@ -49,8 +48,7 @@ from bot.dialog.turn import ButtonRoutes, CommandRoutes, DealVerbs, Turn, member
 from bot.dialog.writer import DialogConfig
 from flows.i18n import t
 from flows.playbook import Playbook
-from storage.db import transaction, worth_retrying
-from storage.file_watch import DatabaseUnavailable
+from storage.db import database_failure, transaction, worth_retrying
 from storage.outbox import drop_messages
 from storage.teams import get_member_by_telegram_id
 from storage.turns import start_turn
@@ -63,12 +61,6 @@ K, V = TypeVar("K"), TypeVar("V")
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _cause(exc: Exception) -> str:
-    """A database error's cause, in one line (without the statement it failed in)."""
-    cause = getattr(exc, "orig", None) or exc
-    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
 
 
 def _without_nul(event: Incoming) -> Incoming:
@@ -176,10 +168,9 @@ class Dialog:
                 if tries_left and worth_retrying(exc):
                     log.warning("%s got in another's way (%s); trying again", what, exc.orig)
                     continue
-                if isinstance(exc, DatabaseUnavailable | OperationalError):
-                    # The database failed (a full disk, a file gone): a fact for the operator,
-                    # one line each with its cause; the traceback would only repeat it.
-                    log.warning("%s: not saved, the database failed (%s)", what, _cause(exc))
+                cause = database_failure(exc)
+                if cause is not None:  # one line each; the traceback would only repeat it
+                    log.warning("%s: not saved, the database failed (%s)", what, cause)
                 else:
                     log.exception("failed to handle %s", what)
                 return on_error()

@@ -23,6 +23,7 @@ from bot.dialog.outbox import LEASE, queued
 from bot.tg.delivery import Delivery
 from storage.db import transaction
 from storage.event_loop import LoopDatabase
+from storage.models import OutboxMessage
 from storage.outbox import (
     chats_with_unsent,
     forget_done,
@@ -165,7 +166,7 @@ class Courier:
         results = await asyncio.gather(*edits)
         return ok and all(results)
 
-    def _is_stale(self, row) -> bool:
+    def _is_stale(self, row: OutboxMessage) -> bool:
         """A message to a person that waited too long for Telegram to still make sense. Edits
         still go (they take buttons off answered questions), and so do posts to a group."""
         return (
