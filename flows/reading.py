@@ -61,6 +61,25 @@ def fold(text: str) -> str:
     return " ".join(text.split())
 
 
+# What reps type when they do not know yet, in both languages. Saved as an answer, "不清楚" would
+# close the gap it stands for; read as "not known yet", the gap stays open and is asked again.
+_UNKNOWN = frozenset(
+    fold(phrase)
+    for phrase in (
+        "不清楚", "不知道", "不确定", "还不清楚", "还不知道", "暂不清楚", "暂时不清楚",
+        "暂时不知道", "未知", "不详", "待定", "待确认", "还没问", "没问", "说不好",
+        "unknown", "not known", "not known yet", "don't know", "dont know", "do not know",
+        "not sure", "no idea", "idk", "tbd", "to be confirmed",
+    )
+)  # fmt: skip
+
+
+def says_unknown(text: str) -> bool:
+    """Whether the whole text says "not known yet" (``不清楚``, ``don't know``, ``TBD``), and
+    nothing more: ``不清楚预算，大概100万`` is an answer."""
+    return fold(text).rstrip("。.!！~～ ") in _UNKNOWN
+
+
 def match_option(
     folded: str, choices: Sequence[tuple[str, Iterable[str]]], *, by_number: bool = True
 ) -> str | None:

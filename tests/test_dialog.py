@@ -251,6 +251,23 @@ def test_a_button_of_an_answered_question_changes_nothing(team_engine):
     assert after == before
 
 
+@pytest.mark.parametrize("typed", ["不清楚", "不知道。", "Don't know", "not sure!", "TBD"])
+def test_not_known_in_words_leaves_the_gap_open_as_the_button_does(team_engine, typed):
+    """Issue 14: typing 不清楚 or 不知道 saved that text as the answer and closed the gap; only
+    the button kept it open."""
+    chat = Driver(team_engine, REP)
+    open_deal(chat)
+    first = chat.open_question()  # a question answered in free text
+    chat.say(typed)
+    assert chat.open_question() != first  # on to the next one, as after the button
+    assert "Not known yet" in plain(chat.last.edited.text)
+    _, answers = deal_state(team_engine)
+    assert first not in answers
+    chat.say("/back")
+    chat.say("不清楚客户背景，但预算大概100万")  # more than "not known": an answer
+    assert deal_state(team_engine)[1][first] == "不清楚客户背景，但预算大概100万"
+
+
 def test_skip_leaves_a_gap_and_back_returns_to_the_previous_question(team_engine):
     chat = Driver(team_engine, REP)
     open_deal(chat)

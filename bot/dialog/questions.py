@@ -32,7 +32,7 @@ from flows import engine
 from flows.engine import Question
 from flows.parsers import parse_checklist
 from flows.playbook import FieldSpec, Playbook
-from flows.reading import Invalid, Valid
+from flows.reading import Invalid, Valid, says_unknown
 from flows.stakeholder import PARTS, Part, parse_part
 from storage.deals import set_deal_attributes
 from storage.models import Deal
@@ -146,8 +146,22 @@ def repeat_question(turn: Turn, deal: Deal) -> None:
 
 
 def answer_text(turn: Turn, deal: Deal, text: str) -> None:
-    """A typed answer to the open question."""
+    """A typed answer to the open question. "Not known yet" in words (``不清楚``) is the skip
+    button, unless the question offers it as an option (a team's playbook may)."""
     question = current_question(turn)
+    whole_question = turn.state.part is None  # not a part of a person being added
+    if whole_question and says_unknown(text) and not _names_an_option(turn, question, text):
+        return skip(turn, deal)
+    _answer(turn, deal, question, text)
+
+
+def _names_an_option(turn: Turn, question: Question, text: str) -> bool:
+    spec = question.spec
+    options = spec is not None and spec.type in ("choice", "multichoice")
+    return options and isinstance(turn.parse(spec, text), Valid)
+
+
+def _answer(turn: Turn, deal: Deal, question: Question, text: str) -> None:
     if turn.state.part is not None:
         return _stakeholder_step(turn, deal, question, text)
     if question.item is not None:
@@ -170,7 +184,7 @@ def answer_button(turn: Turn, deal: Deal, payload: str) -> None:
     if payload == render.START_OVER and turn.state.part == MORE_PEOPLE:
         return _start_over(turn, deal, question)
     # Otherwise a button stands for what its label says: an option, yes or no.
-    answer_text(turn, deal, payload)
+    _answer(turn, deal, question, payload)
 
 
 def _accept(turn: Turn, deal: Deal, question: Question, result: Valid | Invalid) -> None:
