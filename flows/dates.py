@@ -101,12 +101,12 @@ _DAY_MONTH = re.compile(rf"(?P<day>\d{{1,2}}){_ORDINAL}\s*(?P<month>[a-z]+)\.?{_
 
 
 def _ymd(text: str, today: date) -> date | None:
-    match = _YMD.fullmatch(_arabic(text))
+    match = _YMD.fullmatch(arabic(text))
     return _checked(*map(int, match.groups())) if match else None
 
 
 def _month_day(text: str, today: date) -> date | None:
-    match = _MD.fullmatch(_arabic(text))
+    match = _MD.fullmatch(arabic(text))
     if not match:
         return None
     return _without_year(int(match[1]), int(match[2] or match[3]), today)
@@ -120,6 +120,11 @@ def _english(text: str, today: date) -> date | None:
     if match["year"]:
         return _checked(int(match["year"]), month, day)
     return _without_year(month, day, today)
+
+
+def month_number(name: str) -> int | None:
+    """``mar`` · ``march`` → 3 (folded English month names)."""
+    return _MONTHS.get(name)
 
 
 def _without_year(month: int, day: int, today: date) -> date:
@@ -221,7 +226,7 @@ _ZH_DIGITS = {c: n for n, c in enumerate("〇一二三四五六七八九")} | {"
 _ZH_NUMBER = re.compile(r"[〇零一两二三四五六七八九十]+")
 
 
-def _arabic(text: str) -> str:
+def arabic(text: str) -> str:
     """``二〇二六年十二月一日`` → ``2026年12月1日``; used where no weekday can be meant."""
     return _ZH_NUMBER.sub(lambda m: _zh_number(m[0]), text)
 
@@ -251,7 +256,7 @@ def _dateparser(text: str, now: datetime) -> date | None:
     if len(text) > _FALLBACK_MAX_CHARS or not _wordy(text):
         return None
     try:
-        found = _parser(now.replace(tzinfo=None)).get_date_data(_arabic(text)).date_obj
+        found = _parser(now.replace(tzinfo=None)).get_date_data(arabic(text)).date_obj
     # A third-party parser fed arbitrary text: it has raised OverflowError on huge offsets and
     # ValueError/KeyError on odd input. Any failure there just means "not a date".
     except Exception:

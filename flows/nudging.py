@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 from flows.engine import gap_report
+from flows.periods import starts
 from flows.playbook import FieldSpec, Playbook
 from flows.schedule import NudgePolicy, at_local, is_quiet, quiet_until
 
@@ -110,10 +111,16 @@ def reminded_date(playbook: Playbook, key: str | None, answers: dict[str, Any]) 
 
 
 def reminder_date(spec: FieldSpec, value: Any) -> date | None:
-    """The date a reminder field holds (a date, or a milestone's date)."""
+    """The day a reminder field's date or period starts: a rep who said "March" is reminded
+    before March begins."""
+    return starts(reminder_key(spec, value))
+
+
+def reminder_key(spec: FieldSpec, value: Any) -> str | None:
+    """The stored date or period (``flows.periods``) of a date field or a milestone."""
     if spec.type == "milestone" and isinstance(value, dict):
         value = value.get("date")
-    return date.fromisoformat(value) if isinstance(value, str) and value else None
+    return value if isinstance(value, str) else None
 
 
 def reminder_policy(policy: NudgePolicy, spec: FieldSpec) -> NudgePolicy:

@@ -59,11 +59,20 @@ def read_number(text: str) -> Decimal | None:
     return value
 
 
-def read_money(text: str, currency: str) -> Decimal | None:
-    """An amount in major units once currency symbols, codes and words are taken off."""
+def strip_currency(text: str, currency: str) -> str:
+    """Folded text without the currency's symbols, codes and words (the playbook's is implied)."""
     for word in currency_words(currency):
         text = text.replace(word, " ")
-    return read_number(" ".join(text.split()))
+    return " ".join(text.split())
+
+
+# Measure words after a count ("50人", "3套", "20 users"): they name what is counted, which the
+# question already says, so they are dropped before the number is read.
+_COUNTER = re.compile(r"\s*(?:人|个|位|名|家|台|套|次|户|所|间|项|条|份|users?|people|seats?)$")
+
+
+def strip_counter(text: str) -> str:
+    return _COUNTER.sub("", text)
 
 
 def read_percent(text: str) -> Decimal | None:
@@ -96,8 +105,15 @@ def show_number(value: int | float | Decimal, locale: str) -> str:
 
 
 def show_money(minor: int, currency: str, locale: str) -> str:
-    """``¥500,000.00`` (zh_CN) · ``CN¥500,000.00`` (en_US), as Babel writes it."""
-    return format_currency(to_major(minor, currency), currency, locale=locale)
+    """``50万`` · ``1.2亿`` · ``8,000元`` (zh_CN, yuan counted the Chinese way) · ``CN¥500,000.00``
+    (en_US and other currencies, as Babel writes them). Every digit is kept, so it reads back."""
+    major = to_major(minor, currency)
+    if currency == "CNY" and locale.startswith("zh"):
+        for unit, size in (("亿", 10**8), ("万", 10**4)):
+            if abs(major) >= size:
+                return f"{show_number(major / size, locale)}{unit}"
+        return f"{show_number(major, locale)}元"
+    return format_currency(major, currency, locale=locale)
 
 
 def plain(value: Decimal) -> int | float:

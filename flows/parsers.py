@@ -13,21 +13,25 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
-from flows.dates import FIRST_YEAR, LAST_YEAR, DateProblem, read_date, show_date
+from flows.amounts import Amount, from_json, read_amount, to_json
+from flows.dates import FIRST_YEAR, LAST_YEAR, DateProblem, show_date
 from flows.i18n import normalise_language, t
 from flows.numbers import (
     plain,
-    read_money,
     read_number,
     read_percent,
     show_money,
     show_number,
+    strip_counter,
+    strip_currency,
     to_minor,
 )
+from flows.periods import Period, read_period, show_period
 from flows.playbook import FieldSpec, Option
 from flows.reading import Invalid, Valid, clean, fold, has_words, match_option, per_language
 from flows.stakeholder import describe
@@ -126,23 +130,33 @@ def _text(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
 
 
 def _number(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
-    value = read_number(fold(text))
-    if value is None:
+    amount = read_amount(strip_counter(fold(text)), read_number)
+    if amount is None:
         return _fail(spec, "parse.number_invalid")
-    return _bounded(spec, value, spec.min, spec.max, _show_number) or Valid(plain(value))
+    return _bounded_amount(spec, amount, _show_number) or Valid(to_json(amount, plain))
 
 
 def _money(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
-    amount = read_money(fold(text), ctx.currency)
+    amount = read_amount(fold(text), lambda end: read_number(strip_currency(end, ctx.currency)))
     if amount is None:
         return _fail(spec, "parse.money_invalid")
-    if amount < 0:
+    if any(end is not None and end < 0 for end in (amount.low, amount.high)):
         return _fail(spec, "parse.money_negative")
 
     def show(bound: Decimal, lang: str) -> str:
         return show_money(to_minor(bound, ctx.currency), ctx.currency, _BABEL_LOCALES[lang])
 
-    return _bounded(spec, amount, spec.min, spec.max, show) or Valid(to_minor(amount, ctx.currency))
+    minor = partial(to_minor, currency=ctx.currency)
+    return _bounded_amount(spec, amount, show) or Valid(to_json(amount, minor))
+
+
+def _bounded_amount(
+    spec: FieldSpec, amount: Amount, show: Callable[[Decimal, str], str]
+) -> Invalid | None:
+    for end in (amount.low, amount.high):
+        if end is not None and (problem := _bounded(spec, end, spec.min, spec.max, show)):
+            return problem
+    return None
 
 
 def _percent(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
@@ -180,7 +194,7 @@ def _bounded(
 
 def _date(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
     try:
-        return Valid(read_date(fold(text), ctx.now).isoformat())
+        return Valid(read_period(fold(text), ctx.now).key)
     except DateProblem as problem:
         return _date_problem(spec, problem)
 
@@ -192,33 +206,47 @@ def _date_problem(spec: FieldSpec, problem: DateProblem) -> Invalid:
 
 def _milestone(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
     try:
-        day, owner = _split_milestone(text, ctx.now)
+        when, owner = _split_milestone(text, ctx.now)
     except DateProblem as problem:
         return _date_problem(spec, problem)
     if owner and len(owner) > MAX_ITEM:
         return _fail(spec, "parse.item_too_long", limit=MAX_ITEM)
-    return Valid({"date": day.isoformat(), "owner": owner})
+    return Valid({"date": when.key, "owner": owner})
 
 
 _COMMA = re.compile(r"[,，]")
 
 
-def _split_milestone(text: str, now: datetime) -> tuple[date, str | None]:
-    """Date, then owner after a comma. English dates hold a comma ("Dec 15, 2026, IT"), so the
-    date is the longest comma-ended prefix read exactly; failing that, all before the first
-    comma, read leniently (relative phrases)."""
-    cuts = [len(text)] + [m.start() for m in reversed(list(_COMMA.finditer(text)))]
-    for cut in (c for c in cuts if c <= _MAX_DATE_CHARS):
+def _split_milestone(text: str, now: datetime) -> tuple[Period, str | None]:
+    """A date or period, then who owns it, with or without a comma: ``1月15日 采购中心``,
+    ``15 Jan procurement office``, ``Dec 15, 2026, IT``. The date is the longest start of the
+    text read exactly; failing that, all before the first comma, read leniently ("in 3 days")."""
+    for cut in range(min(len(text), _MAX_DATE_CHARS), 0, -1):
+        if not _word_boundary(text, cut):
+            continue
         try:
-            return read_date(fold(text[:cut]), now, fallback=False), _owner(text[cut + 1 :])
+            return read_period(fold(text[:cut]), now, fallback=False), _owner(text[cut:])
         except DateProblem:
             continue
     head, _, tail = _COMMA.sub(",", text, count=1).partition(",")
-    return read_date(fold(head), now), _owner(tail)
+    return read_period(fold(head), now), _owner(tail)
+
+
+def _word_boundary(text: str, cut: int) -> bool:
+    """Where an owner may start: the end, a space or comma, or a Chinese character ("1月15日采购
+    中心"); never inside a word or a number ("march 3" is not the start of "march 31")."""
+    if cut >= len(text):
+        return True
+    after = text[cut]
+    return after in _OWNER_STARTS or (not after.isascii() and after.isalpha())
+
+
+_OWNER_STARTS = " \t,，:：;；、"  # not "-" or "/": those are inside dates
+_OWNER_SEPARATORS = _OWNER_STARTS + "-–—"
 
 
 def _owner(text: str) -> str | None:
-    return text.strip() or None
+    return text.strip().lstrip(_OWNER_SEPARATORS).strip() or None
 
 
 def _choice(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
@@ -315,12 +343,40 @@ def _show_number(value: Any, lang: str) -> str:
     return show_number(value, _BABEL_LOCALES[lang])
 
 
+def _show_amount(value: Any, lang: str, show_one: Callable[[Decimal], str]) -> str:
+    """``约300万`` · ``80–100万`` · ``2,000以上`` · ``about CN¥3,000,000.00``; reads back."""
+    amount = from_json(value)
+    low = None if amount.low is None else show_one(amount.low)
+    high = None if amount.high is None else show_one(amount.high)
+    if amount.exact:
+        return str(low)
+    if low is not None and high is not None and low != high:
+        unit = re.search(r"[^\d]+$", high)  # 80–100万, not 80万–100万
+        if unit and low.endswith(unit[0]) and low[: -len(unit[0])][-1:].isdigit():
+            low = low[: -len(unit[0])]
+        shown = t(lang, "parse.amount_range", low=low, high=high)
+    elif low is not None and high is not None:
+        return t(lang, "parse.amount_approx", value=low)
+    elif low is not None:
+        shown = t(lang, "parse.amount_floor", value=low)
+    else:
+        shown = t(lang, "parse.amount_ceiling", value=high)
+    return t(lang, "parse.amount_approx", value=shown) if amount.approx else shown
+
+
+def _show_money_value(value: Any, lang: str, currency: str) -> str:
+    def one(minor: Decimal) -> str:
+        return show_money(int(minor), currency, _BABEL_LOCALES[lang])
+
+    return _show_amount(value, lang, one)
+
+
 def _show_percent(value: Any, lang: str) -> str:
     return f"{_show_number(value, lang)}%"
 
 
 def _show_milestone(value: dict[str, Any], lang: str) -> str:
-    shown = show_date(value["date"], _BABEL_LOCALES[lang])
+    shown = show_period(value["date"], lang)
     owner = value.get("owner")
     return f"{shown}{t(lang, 'parse.owner_separator')}{owner}" if owner else shown
 
@@ -350,10 +406,10 @@ def format_date(iso: str, lang: str) -> str:
 _Formatter = Callable[[FieldSpec, Any, str, str], str]
 _FORMATTERS: dict[str, _Formatter] = {
     "text": lambda spec, v, lang, cur: str(v),
-    "number": lambda spec, v, lang, cur: _show_number(v, lang),
-    "money": lambda spec, v, lang, cur: show_money(v, cur, _BABEL_LOCALES[lang]),
+    "number": lambda spec, v, lang, cur: _show_amount(v, lang, partial(_show_number, lang=lang)),
+    "money": lambda spec, v, lang, cur: _show_money_value(v, lang, cur),
     "percent": lambda spec, v, lang, cur: _show_percent(v, lang),
-    "date": lambda spec, v, lang, cur: show_date(v, _BABEL_LOCALES[lang]),
+    "date": lambda spec, v, lang, cur: show_period(v, lang),
     "milestone": lambda spec, v, lang, cur: _show_milestone(v, lang),
     "choice": lambda spec, v, lang, cur: _show_choices(spec, [v], lang),
     "multichoice": lambda spec, v, lang, cur: _show_choices(spec, v, lang),

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 from flows.engine import applies, is_answered
+from flows.periods import ends
 from flows.playbook import Playbook, RiskFlag, SupporterTest
 
 OPEN = "open"
@@ -117,10 +118,8 @@ def _has_supporter(value: Any, wanted: SupporterTest) -> bool:
 
 
 def _is_before(value: Any, today: date) -> bool:
-    """A date answer (ISO text, as stored, or a date) strictly before today."""
+    """A date answer (a stored period key, or a date) over before today: a deal due "in March"
+    is not late until March is over."""
     if isinstance(value, str):
-        try:
-            value = date.fromisoformat(value)
-        except ValueError:
-            return False
+        value = ends(value)
     return isinstance(value, date) and value < today

@@ -18,7 +18,7 @@ from flows.playbook import load_playbook
 from storage.answers import save_answer
 from storage.db import transaction
 from storage.deals import set_deal_attributes
-from storage.models import Answer, Deal, Nudge, NudgeMute
+from storage.models import Deal, Nudge, NudgeMute
 from storage.nudges import count_sent_since_each, schedule_nudge
 from tests.factories import NOW, make_deal, make_member, make_team
 
@@ -163,13 +163,18 @@ def test_a_late_record_of_a_claim_taken_over_changes_nothing(engine):
     assert [n.state for n in nudges_of(engine, rep) if n.kind == "gap"] == ["sent"]
 
 
-def test_a_rep_whose_nudge_cannot_be_prepared_holds_back_only_their_own(engine):
+def test_a_rep_whose_nudge_cannot_be_prepared_holds_back_only_their_own(engine, monkeypatch):
     reps = reps_with_nudges(engine, 3)
-    with transaction(engine) as session:  # a date answer no date can be read from
-        deals = select(Deal.id).where(Deal.owner_id == reps[1])
-        session.execute(
-            update(Answer).where(col(Answer.deal_id).in_(deals)).values(value="next spring")
-        )
+    with Session(engine) as session:
+        broken = set(session.exec(select(Deal.id).where(Deal.owner_id == reps[1])))
+    deal_title = nudge_runner.render.deal_title
+
+    def failing_title(writer, deal):  # whatever a deal of theirs holds, it cannot be written
+        if deal.id in broken:
+            raise ValueError("cannot be written")
+        return deal_title(writer, deal)
+
+    monkeypatch.setattr(nudge_runner.render, "deal_title", failing_title)
     batches = make_runner(engine).due(THURSDAY)
     assert len(batches) == 2 and all(len(b.nudge_ids) == 3 for b in batches)
     assert {(n.state, n.due_at) for n in nudges_of(engine, reps[1])} == {("pending", RETRY)}

@@ -3,6 +3,8 @@ cycle); on that day the rep is asked to update it."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from bot.dialog import render
 from bot.dialog.access import deal_for
 from bot.dialog.buttons import ResumeDeal
@@ -11,9 +13,10 @@ from bot.dialog.events import Button
 from bot.dialog.nudges import owner_now
 from bot.dialog.state import PAUSE_REASON, PAUSE_UNTIL
 from bot.dialog.turn import ButtonRoutes, CommandRoutes, DealVerbs, Turn
+from flows import periods
 from flows.nudging import is_paused
 from flows.playbook import FieldSpec
-from flows.reading import Invalid
+from flows.reading import Invalid, Valid
 from flows.schedule import at_local
 from storage.deals import set_deal_attributes
 from storage.models import Deal
@@ -56,14 +59,15 @@ def pause_text(turn: Turn, text: str) -> None:
             turn.say(turn.text("pause.ask_until"), expects_text=True)
         return
     result = turn.parse(RESUME_DATE, text)
-    if isinstance(result, Invalid) or result.value <= turn.now.date().isoformat():
+    # A period ("下个月", "春节后") resumes where it starts.
+    until = periods.starts(result.value) if isinstance(result, Valid) else None
+    if until is None or until <= turn.now.date():
         error = result.message(turn.lang) if isinstance(result, Invalid) else ""
         return turn.say(turn.text("pause.bad_date", error=error), expects_text=True)
-    _pause(turn, deal, state.draft["reason"], result.value)
+    _pause(turn, deal, state.draft["reason"], until)
 
 
-def _pause(turn: Turn, deal: Deal, reason: str, until_iso: str) -> None:
-    until = render.as_date(until_iso)
+def _pause(turn: Turn, deal: Deal, reason: str, until: date) -> None:
     set_deal_attributes(
         turn.session, deal_id=deal.id, now=turn.now, paused_until=until, pause_reason=reason
     )

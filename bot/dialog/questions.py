@@ -28,7 +28,8 @@ from bot.dialog.state import (
     ConversationState,
 )
 from bot.dialog.turn import ButtonRoutes, Turn
-from flows import engine
+from flows import engine, periods
+from flows.amounts import whole_figure
 from flows.engine import Question
 from flows.parsers import parse_checklist
 from flows.playbook import FieldSpec, Playbook
@@ -203,10 +204,11 @@ def _save(turn: Turn, deal: Deal, key: str, value: Any, spec: FieldSpec | None) 
     if spec is not None and turn.playbook.stage_of(key).qualifying:
         _record_target_fit(turn, deal, turn.deals.answers(deal))
     if spec is not None and spec.deal_attribute == "amount":
-        set_deal_attributes(turn.session, deal_id=deal.id, now=turn.now, amount_minor=value)
+        amount = whole_figure(value)
+        set_deal_attributes(turn.session, deal_id=deal.id, now=turn.now, amount_minor=amount)
     elif spec is not None and spec.deal_attribute == "expected_close":
         set_deal_attributes(
-            turn.session, deal_id=deal.id, now=turn.now, expected_close=render.as_date(value)
+            turn.session, deal_id=deal.id, now=turn.now, expected_close=periods.ends(value)
         )
     if spec is not None and spec.remind:
         nudges.plan_date_reminder(turn, deal, spec, value)

@@ -27,10 +27,6 @@ def plain(text: dict[str, str], lang: str) -> str:
     return pick(text, lang)
 
 
-def as_date(value: str | None) -> date | None:
-    return date.fromisoformat(value) if value else None
-
-
 def show_date(writer: Writing, day: date) -> str:
     """A date as the reader reads it (2026年12月1日 · Dec 1, 2026)."""
     return format_date(day.isoformat(), writer.lang)

@@ -24,7 +24,8 @@ from bot.dialog.nudges import MUTE
 from bot.dialog.turn import member_now
 from bot.dialog.writer import DialogConfig, Html, Writer
 from flows import engine as flow
-from flows.nudging import decide, reminded_date, reminder_policy, still_wanted
+from flows.nudging import decide, reminded_date, reminder_key, reminder_policy, still_wanted
+from flows.periods import show_period
 from flows.playbook import Playbook
 from flows.schedule import reminder_times, start_of_day
 from storage.db import defer_commit_flush, transaction
@@ -371,7 +372,7 @@ class NudgeRunner:
             "nudge.date" if days > 1 else "nudge.date_soon",
             deal=title,
             question=writer.local(spec.question),
-            date=render.show_date(writer, due),
+            date=show_period(reminder_key(spec, answers.get(spec.id)) or "", writer.lang),
             days=days,
         )
 
