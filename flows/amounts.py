@@ -99,6 +99,12 @@ def read_amount(text: str, read_one: Reader) -> Amount | None:
     return Amount(figure, figure, approx)
 
 
+def has_parts(text: str) -> bool:
+    """Whether folded text names parts before its total (``软件150 实施80，合计230万``)."""
+    total = _TOTAL.search(text)
+    return total is not None and any(char.isalnum() for char in text[: total.start()])
+
+
 def _strip(text: str, before: re.Pattern[str], after: re.Pattern[str]) -> tuple[bool, str]:
     stripped = after.sub("", before.sub("", text.strip()))
     return stripped != text.strip(), stripped

@@ -18,7 +18,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from flows.amounts import Amount, from_json, read_amount, to_json
+from flows.amounts import Amount, from_json, has_parts, read_amount, to_json
 from flows.dates import FIRST_YEAR, LAST_YEAR, DateProblem, show_date
 from flows.i18n import normalise_language, t
 from flows.numbers import (
@@ -35,6 +35,7 @@ from flows.periods import Period, read_period, show_period
 from flows.playbook import FieldSpec, Option
 from flows.reading import Invalid, Valid, clean, fold, has_words, match_option, per_language
 from flows.stakeholder import describe
+from flows.yesno import read_yes_no
 
 DEFAULT_CURRENCY = "CNY"
 MAX_TEXT = 1000
@@ -45,19 +46,6 @@ _BABEL_LOCALES = {"zh": "zh_CN", "en": "en_US"}
 
 
 # -- text preparation -----------------------------------------------------------------------------
-_YES = {"是", "是的", "对", "对的", "有", "要", "好", "好的", "可以", "行", "嗯", "确认", "已确认"}
-_YES |= {"yes", "y", "yeah", "yep", "true", "ok", "okay", "sure", "✓", "✔"}
-_NO = {"否", "不", "不是", "没有", "没", "无", "不对", "不要", "不行", "还没", "还没有"}
-_NO |= {"no", "n", "nope", "false", "×", "✗"}
-
-
-def read_yesno(text: str) -> bool | None:
-    word = fold(text).rstrip(".!?。~")
-    if word in _YES:
-        return True
-    return False if word in _NO else None
-
-
 # -- public API -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Context:
@@ -85,16 +73,10 @@ def parse_checklist(text: str) -> Valid | Invalid:
         return Invalid("parse.empty", shown)
     if len(text) > MAX_TEXT:
         return Invalid("parse.too_long", {**shown, "limit": MAX_TEXT})
-    match = _CHECKLIST.fullmatch(text)
-    checked = read_yesno(match[1]) if match else None
-    if checked is None:
+    said = read_yes_no(text)
+    if said is None:
         return Invalid("parse.checklist_invalid", shown)
-    return Valid({"checked": checked, "note": (match[2] or "").strip() or None})
-
-
-# The yes/no word, then (after a separator) the note. The first group is lazy, so it ends at
-# the first separator: "不是，还没签" → "不是" + "还没签".
-_CHECKLIST = re.compile(r"(.+?)(?:[\s,，:：;；、.。!！\-–—]+(.*))?", re.DOTALL)
+    return Valid({"checked": said[0], "note": said[1]})
 
 
 def format_value(
@@ -147,7 +129,8 @@ def _money(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
         return show_money(to_minor(bound, ctx.currency), ctx.currency, _BABEL_LOCALES[lang])
 
     minor = partial(to_minor, currency=ctx.currency)
-    return _bounded_amount(spec, amount, show) or Valid(to_json(amount, minor))
+    evidence = text if has_parts(fold(text)) else None  # "软件150 实施80，合计230万"
+    return _bounded_amount(spec, amount, show) or Valid(to_json(amount, minor), evidence)
 
 
 def _bounded_amount(
@@ -297,8 +280,8 @@ def _option_list(options: Sequence[Option]) -> dict[str, str]:
 
 
 def _yesno(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
-    answer = read_yesno(text)
-    return _fail(spec, "parse.yesno_invalid") if answer is None else Valid(answer)
+    said = read_yes_no(text)
+    return _fail(spec, "parse.yesno_invalid") if said is None else Valid(*said)
 
 
 _LIST_SEPARATORS = re.compile(r"[,，、;；\n]")

@@ -22,6 +22,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 @dataclass(frozen=True)
 class Valid:
     value: Any  # JSON-serialisable normalised value
+    # The rep's words beyond the value, kept with the answer: "否，要看郑总那边技术评审" is no,
+    # and "要看郑总那边技术评审" is its evidence. Not part of equality: the value is the answer.
+    evidence: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ _WORDS = sorted(
     reverse=True,
 )
 _SEPARATORS = " \t\n,，.。:：;；、!！~～-–—()（）"
-_LATIN = re.compile(r"[a-z0-9]")
+_LATIN = re.compile(r"[a-z0-9_]")
 
 
 def read_yes_no(text: str) -> tuple[bool, str | None] | None:

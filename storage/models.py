@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
     false,
     text,
@@ -183,6 +184,22 @@ class AnswerChange(SQLModel, table=True):
     new_value: Any | None = Field(default=None, sa_type=JSONValue)
     changed_by: int = Field(foreign_key="member.id")
     changed_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
+
+
+class DealNote(SQLModel, table=True):
+    """What a rep wrote about a deal, kept word for word on its timeline: a visit note, or the
+    words a typed answer came with beyond its value (``否，要看郑总那边技术评审``), then tied to
+    the answer's ``field_key``."""
+
+    __tablename__ = "deal_note"
+    __table_args__ = (Index("ix_deal_note_deal_id_created_at", "deal_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    deal_id: int = Field(foreign_key="deal.id", ondelete="CASCADE")
+    author_id: int = Field(foreign_key="member.id")
+    text: str = Field(sa_type=Text)
+    field_key: str | None = Field(default=None, sa_type=String(64))
+    created_at: datetime = Field(default_factory=_utcnow, sa_type=UTCDateTime)
 
 
 class StageChange(SQLModel, table=True):

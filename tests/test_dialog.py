@@ -19,6 +19,7 @@ from storage.answers import get_answers, list_answer_changes
 from storage.db import make_engine, transaction
 from storage.deals import get_deal_by_number, list_stage_changes
 from storage.models import Deal
+from storage.notes import notes_of
 from tests.dialog_driver import FIXED_NOW, PLAYBOOK, Driver, plain
 from tests.factories import make_member, make_team
 
@@ -266,6 +267,36 @@ def test_not_known_in_words_leaves_the_gap_open_as_the_button_does(team_engine, 
     chat.say("/back")
     chat.say("不清楚客户背景，但预算大概100万")  # more than "not known": an answer
     assert deal_state(team_engine)[1][first] == "不清楚客户背景，但预算大概100万"
+
+
+def test_yes_or_no_in_words_keeps_the_rest_of_the_sentence(team_engine):
+    chat = Driver(team_engine, REP)
+    chat.say("/new")
+    chat.say("Acme Bank")
+    chat.say("Training 2027")
+    chat.press("Finance")
+    chat.say("需要，客户在做<数字化>转型")
+    assert "客户在做&lt;数字化&gt;转型" in chat.last.edited.text  # shown with the answer, escaped
+    chat.say("对 很需要")
+    deal, answers = deal_state(team_engine)
+    assert answers["needs_training_it"] is True and answers["fits_profile"] is True
+    assert not deal.outside_target
+    with Session(team_engine) as session:
+        notes = notes_of(session, deal_id=deal.id)
+    assert [(n.field_key, n.text) for n in notes] == [
+        ("needs_training_it", "客户在做<数字化>转型"),
+        ("fits_profile", "很需要"),
+    ]
+
+
+def test_a_hedge_is_neither_yes_nor_no(team_engine):
+    chat = Driver(team_engine, REP)
+    chat.say("/new")
+    chat.say("Acme Bank")
+    chat.say("Training 2027")
+    chat.press("Finance")
+    chat.say("有点需要吧")
+    assert "yes or no" in chat.text and chat.open_question() == "needs_training_it"
 
 
 def test_skip_leaves_a_gap_and_back_returns_to_the_previous_question(team_engine):

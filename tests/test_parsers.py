@@ -105,6 +105,18 @@ VALID = [
     ("yesno", "不", False),
     ("yesno", " No ", False),
     ("yesno", "n", False),
+    # What people say, in both languages.
+    ("yesno", "需要", True),
+    ("yesno", "符合", True),
+    ("yesno", "认同", True),
+    ("yesno", "对 很需要", True),
+    ("yesno", "没问题", True),
+    ("yesno", "yeah", True),
+    ("yesno", "不需要", False),
+    ("yesno", "不用", False),
+    ("yesno", "不符合", False),
+    ("yesno", "nope", False),
+    ("yesno", "not yet, next month", False),
     ("list", "价格，交付周期、售后;价格\n\n付款方式", ["价格", "交付周期", "售后", "付款方式"]),
     ("list", "price, delivery ; price", ["price", "delivery"]),
     ("choice", "delivery", "delivery"),
@@ -289,6 +301,10 @@ def test_emoji_only(type_, expected):
         ("choice", "价格、售后服务", "parse.choice_invalid"),
         ("multichoice", "价格、质量", "parse.multichoice_unknown"),
         ("yesno", "maybe", "parse.yesno_invalid"),
+        ("yesno", "有点需要", "parse.yesno_invalid"),  # a hedge is neither
+        ("yesno", "可能吧", "parse.yesno_invalid"),
+        ("yesno", "nothing", "parse.yesno_invalid"),  # "no" starts it, but as part of a word
+        ("yesno", "yesterday", "parse.yesno_invalid"),
         ("list", "，、；", "parse.empty"),
         ("list", "a, " + "b" * 201, "parse.item_too_long"),
         ("stakeholder", "王总", "parse.use_steps"),
@@ -358,6 +374,26 @@ def test_default_examples_parse(type_, lang):
     assert isinstance(parse(type_, example(spec(type_), lang)), Valid)
 
 
+@pytest.mark.parametrize(
+    ("text", "value", "evidence"),
+    [
+        ("否，要看郑总那边技术评审", False, "要看郑总那边技术评审"),
+        ("对 很需要", True, "很需要"),
+        ("Yes - CIO Wang Signed It Off", True, "CIO Wang Signed It Off"),  # the rep's own case
+        ("需要", True, None),
+    ],
+)
+def test_yes_or_no_keeps_the_rest_as_evidence(text, value, evidence):
+    result = parse("yesno", text)
+    assert result == Valid(value) and result.evidence == evidence
+
+
+def test_a_written_out_sum_keeps_its_parts_as_evidence():
+    result = parse("money", "软件150 实施80 运维40，合计270万")
+    assert result.value == 270_000_000 and result.evidence == "软件150 实施80 运维40，合计270万"
+    assert parse("money", "合计270万").evidence is None
+
+
 # -- checklist ------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("text", "expected"),
@@ -368,6 +404,8 @@ def test_default_examples_parse(type_, lang):
         ("yes - confirmed by email", {"checked": True, "note": "confirmed by email"}),
         ("ＹＥＳ， ok", {"checked": True, "note": "ok"}),
         ("是的。", {"checked": True, "note": None}),
+        ("符合，合同已经盖章", {"checked": True, "note": "合同已经盖章"}),
+        ("Nope, still waiting on legal", {"checked": False, "note": "still waiting on legal"}),
     ],
 )
 def test_checklist(text, expected):

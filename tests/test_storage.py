@@ -832,3 +832,35 @@ def test_hashing_the_codes_keeps_the_invites_made_before(db_url: str) -> None:
         assert "code" not in columns and "code_hash" in columns
     finally:
         engine.dispose()
+
+
+def test_deal_notes_come_to_a_database_of_the_schema_before(db_url: str) -> None:
+    """Upgraded from 0007, a deal made before can hold notes, kept word for word."""
+    from storage.notes import add_note, notes_of
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0007")
+        with transaction(engine) as session:
+            team = make_team(session)
+            member = make_member(session, team)
+            deal_id = make_deal(session, team, member).id
+        upgrade(engine)
+        with transaction(engine) as session:
+            add_note(session, deal_id=deal_id, author_id=member.id, text="否，要看<评审>", now=NOW)
+            add_note(
+                session,
+                deal_id=deal_id,
+                author_id=member.id,
+                text="很需要",
+                now=LATER,
+                field_key="x",
+            )
+        with Session(engine) as session:
+            assert [n.text for n in notes_of(session, deal_id=deal_id)] == [
+                "否，要看<评审>",
+                "很需要",
+            ]
+            assert [n.text for n in notes_of(session, deal_id=deal_id, field_key="x")] == ["很需要"]
+    finally:
+        engine.dispose()

@@ -37,6 +37,7 @@ from flows.reading import Invalid, Valid, says_unknown
 from flows.stakeholder import PARTS, Part, parse_part
 from storage.deals import set_deal_attributes
 from storage.models import Deal
+from storage.notes import add_note
 
 # Modes that wait for a typed line (a name, a reason, a date); see bot/dialog/state.py.
 TEXT_MODES = (
@@ -193,7 +194,16 @@ def _accept(turn: Turn, deal: Deal, question: Question, result: Valid | Invalid)
         turn.say(turn.text("dialog.try_again", error=result.message(turn.lang)))
         return repeat_question(turn, deal)
     _save(turn, deal, question.key, result.value, question.spec)
-    turn.edit(render.answered(turn, question, result.value))
+    if result.evidence:
+        add_note(
+            turn.session,
+            deal_id=deal.id,
+            author_id=turn.member.id,
+            text=result.evidence,
+            now=turn.now,
+            field_key=question.key,
+        )
+    turn.edit(render.answered(turn, question, result.value, result.evidence))
     if question.item is not None and not result.value["checked"]:
         turn.state.passed.append(question.key)
     ask_next(turn, deal)

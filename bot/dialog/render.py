@@ -116,8 +116,9 @@ def _stakeholder_question(turn: Turn, header: str, spec: FieldSpec, answers: dic
     return join(lines), choices, typed
 
 
-def answered(turn: Turn, q: Question, value: Any) -> Html:
-    """The question as it reads once answered (replaces the message with its buttons)."""
+def answered(turn: Turn, q: Question, value: Any, evidence: str | None = None) -> Html:
+    """The question as it reads once answered (replaces the message with its buttons), with
+    the rep's words besides the value where they said more."""
     if q.item is not None:
         shown = turn.text("dialog.button_yes" if value["checked"] else "dialog.button_no")
         if value.get("note"):
@@ -126,6 +127,8 @@ def answered(turn: Turn, q: Question, value: Any) -> Html:
     shown = turn.value(q.spec, value)
     if q.spec.type == "stakeholder":
         shown = describe(value[-1], turn.lang) if value else ""
+    if evidence:
+        shown = Html(f"{escape(shown)} — {escape(evidence)}")
     return turn.text("dialog.answered", question=turn.local(q.spec.question), answer=shown)
 
 
