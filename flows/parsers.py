@@ -11,7 +11,7 @@ labels, formatted bounds) is a table ``{lang: text}``, rendered by ``message`` i
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 from flows.amounts import Amount, from_json, has_parts, read_amount, to_json
+from flows.choices import pick_many, pick_one
 from flows.dates import FIRST_YEAR, LAST_YEAR, DateProblem, show_date
 from flows.i18n import normalise_language, t
 from flows.numbers import (
@@ -33,7 +34,7 @@ from flows.numbers import (
 )
 from flows.periods import Period, read_period, show_period
 from flows.playbook import FieldSpec, Option
-from flows.reading import Invalid, Valid, clean, fold, has_words, match_option, per_language
+from flows.reading import Invalid, Valid, clean, fold, has_words, per_language
 from flows.stakeholder import describe
 from flows.yesno import read_yes_no
 
@@ -233,44 +234,22 @@ def _owner(text: str) -> str | None:
 
 
 def _choice(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
-    found = match_option(fold(text), _choices(spec.options))
+    found = pick_one(text, spec.options)
     if found is None:
         return _fail(spec, "parse.choice_invalid", options=_option_list(spec.options))
-    return Valid(found)
-
-
-# Between items of a multiple choice; plain spaces separate too, unless a label contains them.
-_CHOICE_SEPARATORS = re.compile(r"[,，;；、/\n]")
+    return Valid(*found)
 
 
 def _multichoice(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
-    choices = _choices(spec.options)
-    picked: set[str] = set()
-    for item in _choice_items(text, choices):
-        found = match_option(item, choices)
-        if found is None:
-            options = _option_list(spec.options)
-            return _fail(spec, "parse.multichoice_unknown", item=item, options=options)
-        picked.add(found)
-    if not picked:
+    picked = pick_many(text, spec.options)
+    if picked.unknown is not None:
+        options = _option_list(spec.options)
+        return _fail(spec, "parse.multichoice_unknown", item=picked.unknown, options=options)
+    if not picked.ids:
         return _fail(spec, "parse.empty")
-    if spec.max_items and len(picked) > spec.max_items:
+    if spec.max_items and len(picked.ids) > spec.max_items:
         return _fail(spec, "parse.too_many", limit=spec.max_items)
-    return Valid([o.id for o in spec.options if o.id in picked])
-
-
-def _choice_items(text: str, choices: Sequence[tuple[str, Iterable[str]]]) -> Iterator[str]:
-    """Items between separators; a piece that is not a whole label is split on spaces ("1 3")."""
-    for piece in _CHOICE_SEPARATORS.split(text):
-        folded = fold(piece)
-        if folded and match_option(folded, choices) is not None:
-            yield folded
-        else:
-            yield from folded.split()
-
-
-def _choices(options: Sequence[Option]) -> list[tuple[str, Iterable[str]]]:
-    return [(o.id, o.label.values()) for o in options]
+    return Valid(picked.ids, picked.evidence)
 
 
 def _option_list(options: Sequence[Option]) -> dict[str, str]:

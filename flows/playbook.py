@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from flows.reading import fold
+
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 LocalText = dict[str, str]
 FieldType = Literal[
@@ -52,6 +54,8 @@ class Option(_Strict):
 
     id: Id
     label: LocalText
+    # Other words reps use for it, in any language (typed answers and visit notes match them).
+    aliases: list[str] = []
     # In a qualifying stage: picking this option puts the customer outside the target group.
     qualifies: bool = True
 
@@ -402,7 +406,22 @@ def _options_problems(spec: FieldSpec) -> list[str]:
         return [f"at most {MAX_OPTIONS} options (each is a button; Telegram allows 100)"]
     ids = [o.id for o in spec.options]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
-    return [f"duplicate option id {', '.join(dupes)}"] if dupes else []
+    if dupes:
+        return [f"duplicate option id {', '.join(dupes)}"]
+    return _name_clashes(spec.options)
+
+
+def _name_clashes(options: list[Option]) -> list[str]:
+    """A label or alias that names two options would make typed answers guess between them."""
+    owners: dict[str, set[str]] = {}
+    for option in options:
+        for name in (option.id, *option.label.values(), *option.aliases):
+            owners.setdefault(fold(name), set()).add(option.id)
+    return [
+        f"{name!r} names several options ({', '.join(sorted(ids))})"
+        for name, ids in sorted(owners.items())
+        if len(ids) > 1
+    ]
 
 
 def _risk_flag_problems(playbook: Playbook) -> list[str]:
