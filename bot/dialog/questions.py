@@ -32,6 +32,7 @@ from flows import engine, periods
 from flows.amounts import whole_figure
 from flows.engine import Question
 from flows.parsers import parse_checklist
+from flows.people import read_person
 from flows.playbook import FieldSpec, Playbook
 from flows.reading import Invalid, Valid, says_unknown
 from flows.stakeholder import PARTS, Part, parse_part
@@ -294,6 +295,9 @@ def _stakeholder_step(turn: Turn, deal: Deal, question: Question, text: str) -> 
     if state.part == MORE_PEOPLE:
         return _more_people(turn, deal, question, text)
     part = _open_part(turn)
+    person = read_person(text) if part == PARTS[0] else None
+    if person is not None and len(person) > 1:  # "王总 CIO 支持": ask only what it leaves out
+        return _store_parts(turn, deal, question, person)
     result = parse_part(part, text)
     if isinstance(result, Invalid):
         turn.say(turn.text("dialog.try_again", error=result.message(turn.lang)))
@@ -306,10 +310,17 @@ def _open_part(turn: Turn) -> Part | None:
 
 
 def _store_part(turn: Turn, deal: Deal, question: Question, part: Part, value: Any) -> None:
-    """Keep one part of the person being added; the last part saves the person."""
+    _store_parts(turn, deal, question, {part.id: value}, after=part)
+
+
+def _store_parts(
+    turn: Turn, deal: Deal, question: Question, parts: dict[str, Any], after: Part = PARTS[0]
+) -> None:
+    """Keep parts of the person being added and ask the next one not given yet (a part
+    skipped is given, as blank); the last part saves the person."""
     state = turn.state
-    state.draft = {**state.draft, part.id: value}
-    following = PARTS[PARTS.index(part) + 1 :]
+    state.draft = {**state.draft, **parts}
+    following = [p for p in PARTS[PARTS.index(after) + 1 :] if p.id not in state.draft]
     if following:
         state.part, state.seq = following[0].id, state.seq + 1
         return repeat_question(turn, deal)
