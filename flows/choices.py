@@ -137,7 +137,9 @@ def _contained(folded: str, choices: list[tuple[str, list[str]]]) -> list[str]:
         (start, end, option_id)
         for start, end, option_id in spans
         for other_start, other_end, other_id in spans
-        if other_id != option_id and other_start <= start and end <= other_end
+        if other_id != option_id
+        and other_start <= start
+        and end <= other_end
         and (other_end - other_start) > (end - start)
     }
     found = {option_id for span in spans if span not in inside for option_id in [span[2]]}

@@ -105,38 +105,45 @@ _ATTITUDE_IN_SENTENCE = (
     (-2, r"反对|不支持我们|against us|opposed"),
     (-1, r"有顾虑|有疑虑|有些顾虑|有点顾虑|顾虑|犹豫|skeptical|has doubts|concerned"),
     (0, r"中立|neutral"),
-    (1, r"有好感|倾向我们|偏向我们|比较认可|leaning our way|friendly"),
+    (1, r"有好感|倾向我们|偏向我们|比较认可|印象挺好|印象不错|leaning our way|friendly"),
     (
         2,
         "|".join(
             (
-                r"(?:很|比较|挺|非常|大力|也|都|是)支持|支持我们|支持我方|支持这个项目|支持$",
+                r"(?:很|比较|挺|非常|大力|也|都|是)支持|支持我们|支持我方|支持这个项目|支持$"
+                r"|很认可|非常认可",
                 "supportive|supports us|on our side",
             )
         ),
     ),
 )
 _ROLE_IN_SENTENCE = (
-    ("decision_maker", r"拍板|说了算|最终决策|决策人|decision maker|final say|signs off"),
+    (
+        "decision_maker",
+        r"拍板|说了算|最终决策|决策人|一把手|decision maker|final say|final call|signs off",
+    ),
     (
         "project_manager",
-        r"项目负责人|牵头|负责这个项目|项目经理|project manager|leads the project|runs the project",
+        r"项目负责人|(?<!中心)(?<!部门)(?<!单位)(?<!他们)牵头|负责这个项目|项目经理"
+        r"|project manager|leads the project|runs the project",
     ),
     ("outside_expert", r"外请专家|外部专家|顾问|consultant|outside expert"),
 )
 
 
-def attitude_word(folded: str) -> int | None:
-    """The attitude a sentence states about a person, if it states one (first listed wins)."""
+def attitude_word(folded: str) -> tuple[int, int] | None:
+    """(where, attitude) a sentence states about a person, if it states one."""
     for value, pattern in _ATTITUDE_IN_SENTENCE:
-        if re.search(pattern, folded):
-            return value
+        match = re.search(pattern, folded)
+        if match:
+            return match.start(), value
     return None
 
 
-def role_word(folded: str) -> str | None:
-    """The role a sentence gives a person, if it gives one."""
+def role_word(folded: str) -> tuple[int, str] | None:
+    """(where, role) a sentence gives a person, if it gives one."""
     for role, pattern in _ROLE_IN_SENTENCE:
-        if re.search(pattern, folded):
-            return role
+        match = re.search(pattern, folded)
+        if match:
+            return match.start(), role
     return None

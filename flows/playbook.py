@@ -92,6 +92,9 @@ class FieldSpec(_Strict):
     remind_days: list[Annotated[int, Field(ge=0, le=90)]] = []
     # yes/no fields of a qualifying stage: the answer a target customer gives.
     expect: bool | None = None
+    # Words, in any language, that point to this field: a visit note's sentence holding one is
+    # read for its value (flows.extract), and /update finds the field by them.
+    cues: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = []
 
 
 class ChecklistItem(_Strict):

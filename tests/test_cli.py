@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -344,3 +345,29 @@ def test_the_command_line_offers_the_roles_an_invite_can_carry():
     from storage.models import INVITE_ROLES
 
     assert [role.value for role in Role] == list(INVITE_ROLES)
+
+
+def test_note_parse_prints_the_fields_a_note_states(english):
+    note = "南京银行 预算大概300万 80-100人先试点 竞争对手有用友和金蝶 下周三做技术交流"
+    result = CliRunner().invoke(
+        app, ["note", "parse", "--today", "2026-12-07", "--tz", "Asia/Shanghai"], input=note
+    )
+    assert result.exit_code == 0, result.output
+    parsed = json.loads(result.output)
+    assert parsed["fields"]["budget"] == {
+        "value": {"amount": 3000000, "approx": True},
+        "evidence": "预算大概300万",
+    }
+    assert parsed["fields"]["industry"]["value"] == "finance"
+    assert parsed["fields"]["competitors"]["value"] == ["用友", "金蝶"]
+    assert parsed["next_step"]["date"] == "2026-12-16"
+    assert parsed["stage"] == "potential"
+
+
+@pytest.mark.parametrize(
+    "options", [["--stage", "nowhere"], ["--today", "tomorrow"], ["--tz", "Mars/Base"]]
+)
+def test_note_parse_refuses_bad_options_in_one_line(english, options):
+    result = CliRunner().invoke(app, ["note", "parse", *options], input="预算100万")
+    assert result.exit_code == 2
+    assert result.output.startswith("Bad option") and "Traceback" not in result.output

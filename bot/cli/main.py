@@ -24,6 +24,7 @@ from bot.cli.config import (
     load_settings,
 )
 from bot.cli.logs import quiet_library_tracebacks
+from bot.cli.note import note_app
 from bot.cli.secrets_filter import hide_secrets, mask
 from bot.cli.team import Role, team_app
 from bot.cli.terminal import TerminalChat, demo_sender, plain
@@ -45,6 +46,7 @@ db_app = typer.Typer(help="Manage the database.", no_args_is_help=True)
 app.add_typer(playbook_app, name="playbook")
 app.add_typer(db_app, name="db")
 app.add_typer(team_app, name="team")
+app.add_typer(note_app, name="note")
 NO_TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 _verbose = False  # -v: main() shows the traceback of an error
 
