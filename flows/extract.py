@@ -242,6 +242,8 @@ def _money(spec: FieldSpec, clauses: list[_Clause], ctx: _Context) -> Proposal |
         spans = [m for m in _AMOUNT.finditer(clause.folded) if _is_amount(m[0])]
         if not spans:
             continue
+        clause = _with_total(clause, clauses)
+        spans = [m for m in _AMOUNT.finditer(clause.folded) if _is_amount(m[0])]
         total = _TOTAL.search(clause.folded)
         chosen = [m for m in spans if total and m.start() >= total.end()] or spans
         if any(_negated_between(clause, cue, m.span(), m[0]) for m in chosen):
@@ -250,6 +252,24 @@ def _money(spec: FieldSpec, clauses: list[_Clause], ctx: _Context) -> Proposal |
         if len(values) == 1:
             found.append(Proposal(_thaw(values.pop()), clause.text))
     return _one(found)
+
+
+def _with_total(clause: _Clause, clauses: list[_Clause]) -> _Clause:
+    """The clause read with the total that ends its sentence, if one does: "一期120万，二期
+    80万，总共200万" is 200万."""
+    by_index = {c.index: c for c in clauses}
+    current, parts = clause, [clause]
+    while not current.ends_sentence and (following := by_index.get(current.index + 1)):
+        parts.append(following)
+        if _TOTAL.search(following.folded) and _has_amount(following):
+            return _Clause(
+                "，".join(p.text for p in parts),
+                ",".join(p.folded for p in parts),
+                following.index,
+                following.ends_sentence,
+            )
+        current = following
+    return clause
 
 
 def _has_amount(clause: _Clause) -> bool:
@@ -393,7 +413,10 @@ def _multichoice(spec: FieldSpec, clauses: list[_Clause], ctx: _Context) -> Prop
     return Proposal(ids, evidence)
 
 
-_TODAY = re.compile(r"\btoday\b|\bcurrently\b|\bnow\b|现在用|目前用|现有|现用|原来|原有")
+_TODAY = re.compile(
+    r"\btoday\b|\bcurrently\b|\bnow\b|\brunning\b|\bruns on\b"
+    r"|现在用|目前用|现在是|目前是|用的是|现有|现用|原来|原有"
+)
 
 
 def _options_named(spec: FieldSpec, clause: _Clause) -> dict[str, list[str]]:
@@ -427,11 +450,11 @@ def _occurrences(name: str, folded: str) -> list[re.Match[str]]:
 
 # What introduces the items after a cue ("竞争对手有…", "competitors: …").
 _LIST_LEAD = re.compile(
-    r"^.{0,12}?(?:[:：]|有|是|包括|主要是|就是|\bare\b|\bis\b|\binclude\b|\bincludes\b|\bwere\b)\s*"
+    r"^.{0,12}?(?:[:：]|有|是|包括|主要是|就是|剩下|只剩|还剩|就剩|\bare\b|\bis\b|\binclude\b|\bincludes\b|\bwere\b)\s*"
 )
 _LIST_TAIL = re.compile(r"\s*(?:等等|等|之类的?|etc\.?|and so on|also|too|both)\s*$")
 _LIST_SPLIT = re.compile(r"\s*(?:[、/和跟及，,]|以及|还有|\band\b|\bor\b|或者|或)\s*")
-_FILLER = re.compile(r"^(?:的话|方面|这块|目前|现在|这边|那边|呢|啊|吧)+$")
+_FILLER = re.compile(r"^(?:的话|方面|这块|目前|现在|这边|那边|一下|一次|一遍|呢|啊|吧)+$")
 # An item: a name or a short phrase (an objection), in Chinese or up to eight Latin words.
 _ITEM = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]{2,12}|[A-Za-z][\w.&-]*(?:\s[\w.&-]+){0,7}")
 # Where a name ends and the sentence goes on: 云学堂已经来讲过, 酷学院都会来投, Yunxuetang have.
@@ -444,6 +467,8 @@ _BEFORE_NAME = re.compile(
     r"^.*?(?:听说|据说|还有|另外|而且|但是|其中|就是|然后|并且|目前|现在|"
     r"\bhinted\b|\bsaid\b|\bsays\b|\bthat\b|\band\b)\s*"
 )
+_OURS = re.compile(r"我们|我方|我司|咱们|我|(?i:\b(?:we|us|our)\b)")
+_PRONOUN_START = re.compile(r"(?:they|he|she|it|we|i)\b|他们|她们|他|她")
 _NOT_A_VENDOR = re.compile(
     r"^(?:我们|我方|我司|客户|对方|他们|领导|采购|we|us|our|they|the customer)$"
 )
@@ -459,7 +484,7 @@ def _list(spec: FieldSpec, clauses: list[_Clause], ctx: _Context) -> Proposal | 
         items = _items(after[lead.end() :]) if lead else []
         if not items:  # "用友和金蝶也在跟", "金蝶报了95万": the items come before the cue
             before = clause.text[: _original_index(clause, cue_start)].strip()
-            items = _items(_BEFORE_NAME.sub("", before))
+            items = _named_before(before, clause.folded[cue_start:cue_end])
         if not items and not lead:  # "客户嫌实施周期长": right after the cue
             items = _items(after)
         if items:
@@ -512,6 +537,18 @@ def _has_items_after_cue(spec: FieldSpec) -> Callable[[_Clause], bool]:
     return holds
 
 
+def _named_before(before: str, cue: str) -> list[str]:
+    """The vendor named just before a verb cue ("听说用友报了", "they said Yunxuetang
+    pitched"): a capitalised name before an English cue, Chinese before a Chinese one."""
+    if cue.isascii():
+        name = re.search(
+            r"([A-Z][\w&.-]*(?:\s[A-Z][\w&.-]*)?)\s*(?:already|also|has|have)?\s*$", before
+        )
+        return _items(name[1]) if name else []
+    words = re.sub(r"(?:那边|这边|方面|已经|也)\s*$", "", _BEFORE_NAME.sub("", before))
+    return _items(words) if re.fullmatch(r"[\u4e00-\u9fff、和及与跟]{2,20}", words) else []
+
+
 def _items(text: str) -> list[str]:
     """Names in a list, each cut where the sentence goes on; none if any piece is not one."""
     items = []
@@ -524,8 +561,10 @@ def _items(text: str) -> list[str]:
         name = re.sub(r"^(?:一家|一个|还有一家)", "", name)
         if _FILLER.match(name):
             continue
-        if _NOT_A_VENDOR.match(name.casefold()):
-            return []
+        if _OURS.search(name) or _AMOUNT.fullmatch(name.casefold()):
+            continue  # "就剩我们和云学堂": we are not a competitor; "报了100万" is no name
+        if _NOT_A_VENDOR.match(name.casefold()) or _PRONOUN_START.match(name.casefold()):
+            return []  # "客户", "they mentioned …": a sentence, not a list
         if not _ITEM.fullmatch(name):
             return []
         items.append(name)

@@ -3,8 +3,11 @@
 ``tests/data/visit_notes.jsonl`` holds 72 notes written for this suite from the seed's world
 (Chinese, English and mixed; terse and dictated; with negations and traps), each labelled with
 the fields it states (``fields``, in the ``stagecoach note parse`` form) and the fields it
-mentions only negated or undecided (``negated``). A proposal counts as right when it equals the
-label (text: holds the labelled phrase; people: one per person, each part given must match).
+mentions only negated or undecided (``negated``). The reader was tuned against it.
+``visit_notes_holdout.jsonl`` (36 notes) was written afterwards, independently of the reader, by
+someone who had not seen it or the first corpus; it had one round of fixes from its errors, and
+keeps a lower bar for recall. A proposal counts as right when it equals the label (text: holds
+the labelled phrase; people: one per person, each part given must match).
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ from flows.extract import extract, to_public
 from flows.playbook import load_playbook
 
 PLAYBOOK = load_playbook()
-CORPUS = [
-    json.loads(line)
-    for line in (Path(__file__).parent / "data" / "visit_notes.jsonl")
-    .read_text("utf-8")
-    .splitlines()
-    if line.strip()
-]
+
+
+def corpus(name: str) -> list[dict[str, Any]]:
+    text = (Path(__file__).parent / "data" / name).read_text("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+CORPUS = corpus("visit_notes.jsonl")
+HOLDOUT = corpus("visit_notes_holdout.jsonl")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
@@ -64,28 +69,40 @@ def score(key: str, proposed: Any, label: Any) -> tuple[int, int, int]:
     return int(proposed == label), 1, 1
 
 
-def test_the_corpus_is_read_with_high_precision_and_recall():
+def scores(entries: list[dict[str, Any]]) -> tuple[float, float, list[str]]:
+    """Precision and recall over the labelled fields, and what was proposed wrongly."""
+    fields = {key for entry in entries for key in entry["fields"]}
     right = proposed = labelled = 0
     wrong: list[str] = []
-    for entry in CORPUS:
+    for entry in entries:
         found = proposals(entry)
-        for key in set(entry["fields"]) | (set(found) & LABELLED_FIELDS):
+        for key in set(entry["fields"]) | (set(found) & fields):
             r, p, n = score(key, found.get(key), entry["fields"].get(key))
             right, proposed, labelled = right + r, proposed + p, labelled + n
             if r < p:
                 wrong.append(
                     f"{entry['id']} {key}: {found.get(key)!r} ≠ {entry['fields'].get(key)!r}"
                 )
-    precision, recall = right / proposed, right / labelled
-    print(f"precision {precision:.3f} recall {recall:.3f} ({right}/{proposed}/{labelled})")
+    print(
+        f"precision {right / proposed:.3f} recall {right / labelled:.3f}",
+        f"({right} right of {proposed} proposed, {labelled} labelled)",
+    )
+    return right / proposed, right / labelled, wrong
+
+
+def test_the_corpus_is_read_with_high_precision_and_recall():
+    precision, recall, wrong = scores(CORPUS)
     assert precision >= 0.95, "\n".join(wrong)
     assert recall >= 0.75, f"recall {recall:.3f}"
 
 
-LABELLED_FIELDS = {key for entry in CORPUS for key in entry["fields"]}
+def test_the_held_out_corpus_is_read_as_well():
+    precision, recall, wrong = scores(HOLDOUT)
+    assert precision >= 0.95, "\n".join(wrong)
+    assert recall >= 0.70, f"recall {recall:.3f}"
 
 
-@pytest.mark.parametrize("entry", CORPUS, ids=[e["id"] for e in CORPUS])
+@pytest.mark.parametrize("entry", CORPUS + HOLDOUT, ids=[e["id"] for e in CORPUS + HOLDOUT])
 def test_nothing_is_taken_from_a_negated_statement(entry):
     found = proposals(entry)
     assert not set(entry["negated"]) & set(found), entry["note"]
