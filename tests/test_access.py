@@ -14,6 +14,7 @@ through the fake Bot API. Both on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +113,7 @@ def command_cases(s: Seed) -> list[Case]:
         "invite": ["", "manager", "admin"],
         "pause": ["", *refs, "qqa1pna"],
         "digest": [""],
+        "note": ["", *refs, f"{n} 预算大概300万，竞争对手有用友"],
     }
     return [
         Case("command", name, f"/{name} {arg}".strip())
@@ -133,6 +135,8 @@ def button_cases(s: Seed, victim_seq: int) -> list[Case]:
         "x": [f"x:{a1}:1:2"],
         "r": [f"r:{request}:1", f"r:{request}:0"],
         "n": [f"n:{nudge}:1", f"n:{nudge}:7", f"n:{nudge}:x"],
+        "c": [f"c:{victim_seq}:s:0", f"c:{victim_seq}:k:1", f"c:{victim_seq}:f:1"],
+        "m": [f"m:{victim_seq}:{a1}", f"m:{victim_seq}:0"],
     }
     cases = [Case("button", kind, d) for kind, values in data.items() for d in values]
     cases += [Case("button", "p", f"p:{paused}", "A1P"), Case("button", "p", f"p:{former}", "R")]
@@ -268,6 +272,13 @@ def rightful_user(case: Case) -> int:
     return AM if case.name in ("f", "r") or case.deal == "R" else A1
 
 
+# A note that names the victim's deal (its card), and one that names none (which deal?).
+NOTE_BUTTONS = {
+    "c": "/note QQA1CUST 预算大概300万，竞争对手有用友",
+    "m": "/note 预算大概300万，竞争对手有用友",
+}
+
+
 def test_each_forged_button_is_accepted_from_its_rightful_member(tmp_path):
     """So a refusal in the matrix is the access check at work, not malformed data."""
     probe = _fresh_room(tmp_path / "probe")
@@ -277,7 +288,13 @@ def test_each_forged_button_is_accepted_from_its_rightful_member(tmp_path):
     for n, case in enumerate(cases):
         room = _fresh_room(tmp_path / str(n))
         user = rightful_user(case)
-        response = room.send(user, user, button=case.payload)
+        payload = case.payload
+        if case.name in NOTE_BUTTONS:  # pressed under a note's card or its deal question
+            room.send(user, user, text=NOTE_BUTTONS[case.name])
+            with transaction(room.engine) as session:
+                seq = get_conversation(session, member_id=room.seed.member[user]).state["seq"]
+            payload = re.sub(r"^(\w):\d+:", rf"\g<1>:{seq}:", payload)
+        response = room.send(user, user, button=payload)
         if response.notice == t("en", "dialog.old_button"):
             refused.append(case.payload)
         room.engine.dispose()

@@ -14,6 +14,8 @@ from bot.dialog.buttons import (
     DecideRequest,
     EditField,
     ForceMove,
+    NoteCard,
+    NoteDeal,
     PickDeal,
     PickLanguage,
     ResumeDeal,
@@ -39,6 +41,9 @@ SENT_BEFORE = {
     "n:77:x": AnswerNudge(77, "x"),
     "n:77:7": AnswerNudge(77, "7"),
     "p:41": ResumeDeal(41),
+    "c:7:f:2": NoteCard(7, "f", 2),
+    "m:7:41": NoteDeal(7, 41),
+    "m:7:0": NoteDeal(7, 0),
 }
 
 
@@ -60,6 +65,8 @@ def test_every_kind_is_known_by_its_own_tag_and_fits_64_bytes_at_its_largest():
         DecideRequest(BIG, True),
         AnswerNudge(BIG, "x"),
         ResumeDeal(BIG),
+        NoteCard(BIG, "s", BIG),
+        NoteDeal(BIG, BIG),
     ]
     assert {type(value) for value in largest} == set(buttons.KINDS.values())
     for value in largest:

@@ -123,6 +123,25 @@ class ResumeDeal(ButtonData):
     deal_id: int
 
 
+@dataclass(frozen=True)
+class NoteCard(ButtonData):
+    """Save all, fix, drop or keep the new value of item ``index`` (1-based) of a note's card."""
+
+    TAG = "c"
+    seq: int
+    action: str
+    index: int
+
+
+@dataclass(frozen=True)
+class NoteDeal(ButtonData):
+    """The deal a note is about (``0``: a new deal)."""
+
+    TAG = "m"
+    seq: int
+    deal_id: int
+
+
 KINDS: dict[str, type[ButtonData]] = {
     kind.TAG: kind
     for kind in (
@@ -136,6 +155,8 @@ KINDS: dict[str, type[ButtonData]] = {
         DecideRequest,
         AnswerNudge,
         ResumeDeal,
+        NoteCard,
+        NoteDeal,
     )
 }
 

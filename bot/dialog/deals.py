@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.dialog import overrides, questions, render
+from bot.dialog import notes, overrides, questions, render
 from bot.dialog.access import deal_for, find_deal, moved_deal, visible_deals
 from bot.dialog.buttons import ConfirmMove, EditField, PickDeal
 from bot.dialog.events import Button
@@ -24,8 +24,20 @@ DEAL_BUTTONS = 10
 
 
 def new_command(turn: Turn, args: str) -> None:
+    """``/new``, or ``/new 国网江苏电力 技能培训考试系统 大概120万``: the customer, the deal's
+    name, then anything more, read as a note on the new deal."""
     turn.state.reset()
+    customer, _, rest = args.partition(" ")
+    name, _, facts = rest.strip().partition(" ")
+    if customer and name:
+        if turn.short_text(customer, MAX_NAME) and turn.short_text(name, MAX_NAME):
+            return _open_deal(turn, customer, name, facts.strip() or None)
+        return
     turn.state.mode = NEW_CUSTOMER
+    if customer and turn.short_text(customer, MAX_NAME):
+        turn.state.mode, turn.state.draft = NEW_NAME, {"customer": customer}
+        turn.say(turn.text("dialog.ask_deal_name", customer=customer), expects_text=True)
+        return
     turn.say(turn.text("dialog.ask_customer"), expects_text=True)
 
 
@@ -36,21 +48,26 @@ def new_deal_text(turn: Turn, text: str) -> None:
         return
     state = turn.state
     if state.mode == NEW_CUSTOMER:
-        state.mode, state.draft = NEW_NAME, {"customer": value}
+        # A note may wait in the draft (a note whose deal is new): it stays there.
+        state.mode, state.draft = NEW_NAME, {**state.draft, "customer": value}
         turn.say(turn.text("dialog.ask_deal_name", customer=value), expects_text=True)
         return
+    _open_deal(turn, state.draft["customer"], value, state.draft.get("note"))
+
+
+def _open_deal(turn: Turn, customer: str, name: str, note: str | None) -> None:
     deal = create_deal(
         turn.session,
         team_id=turn.member.team_id,
         owner_id=turn.member.id,
-        name=value,
-        customer=state.draft["customer"],
+        name=name,
+        customer=customer,
         stage_id=_opening_stage(turn),
         currency=turn.playbook.currency,
         now=turn.now,
     )
     turn.say(turn.text("dialog.deal_created", deal=render.deal_title(turn, deal)))
-    questions.start_run(turn, deal, QUALIFY if turn.playbook.qualifying_stage else UPDATE)
+    notes.after_new_deal(turn, deal, note)
 
 
 def _opening_stage(turn: Turn) -> str:

@@ -210,6 +210,19 @@ def _accept(turn: Turn, deal: Deal, question: Question, result: Valid | Invalid)
     ask_next(turn, deal)
 
 
+def save_field(turn: Turn, deal: Deal, key: str, value: Any) -> None:
+    """Save a field's value as an answer is saved (deal columns, reminders, target fit)."""
+    _save(turn, deal, key, value, turn.playbook.field(key))
+
+
+def takes_as_answer(turn: Turn, text: str) -> bool:
+    """Whether typed text answers the open question (a whole field, not a person's part)."""
+    question = current_question(turn)
+    if turn.state.part is not None or question.spec is None or says_unknown(text):
+        return True
+    return isinstance(turn.parse(question.spec, text), Valid)
+
+
 def _save(turn: Turn, deal: Deal, key: str, value: Any, spec: FieldSpec | None) -> None:
     turn.deals.save(deal, key, value, member_id=turn.member.id, now=turn.now)
     if spec is not None and turn.playbook.stage_of(key).qualifying:

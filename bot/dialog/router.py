@@ -22,6 +22,7 @@ from bot.dialog import (
     general,
     groups,
     membership,
+    notes,
     nudges,
     overrides,
     pause,
@@ -37,10 +38,14 @@ from bot.dialog.state import (
     LOST_REASON,
     NEW_CUSTOMER,
     NEW_NAME,
+    NOTE_CARD,
+    NOTE_DEAL,
+    NOTE_TEXT,
     OVERRIDE_REASON,
     PAUSE_REASON,
     PAUSE_UNTIL,
     QUESTION,
+    UPDATE,
     ConversationState,
     save_state,
 )
@@ -276,10 +281,18 @@ def on_text(turn: Turn, text: str) -> None:
         return overrides.reason_text(turn, text)
     if mode in (PAUSE_REASON, PAUSE_UNTIL):
         return pause.pause_text(turn, text)
+    if mode in (NOTE_TEXT, NOTE_DEAL):
+        return notes.note_text(turn, text)
+    if mode == NOTE_CARD:
+        return notes.card_text(turn, text)
     deal = questions.state_deal(turn)
     if mode == QUESTION and deal is not None:
+        if len(text) >= notes.LONG_MESSAGE_CHARS and not questions.takes_as_answer(turn, text):
+            # A visit told in one message at an open question: read it as a note.
+            return notes.take_note(turn, text, deal, turn.state.run or UPDATE)
         return questions.answer_text(turn, deal, text)
-    turn.say(turn.text("dialog.idle_hint"))
+    if not notes.idle_text(turn, text):
+        turn.say(turn.text("dialog.idle_hint"))
 
 
 def on_command(turn: Turn, text: str) -> None:
@@ -348,7 +361,7 @@ def compose(tables: Iterable[dict[K, V]]) -> dict[K, V]:
     return composed
 
 
-FEATURES = (general, deals, questions, overrides, pause, nudges, digests, membership)
+FEATURES = (general, deals, questions, notes, overrides, pause, nudges, digests, membership)
 COMMANDS: CommandRoutes = compose(getattr(f, "COMMANDS", {}) for f in FEATURES)
 DEAL_VERBS: DealVerbs = compose(getattr(f, "DEAL_VERBS", {}) for f in FEATURES)
 BUTTONS: ButtonRoutes = compose(

@@ -22,6 +22,9 @@ OVERRIDE_REASON = "override_reason"  # a manager forcing a blocked move: why
 EXCEPTION_REASON = "exception_reason"  # a rep asking managers for an exception: why
 PAUSE_REASON = "pause_reason"  # pausing a deal: why
 PAUSE_UNTIL = "pause_until"  # pausing a deal: until when
+NOTE_TEXT = "note_text"  # /note without words: waiting for the note
+NOTE_DEAL = "note_deal"  # a note waiting for the deal it is about
+NOTE_CARD = "note_card"  # the values read from a note, waiting to be confirmed
 
 # Kinds of question run.
 QUALIFY = "qualify"  # the target-group criteria of a new deal

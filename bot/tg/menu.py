@@ -7,7 +7,7 @@ from telegram import Bot, BotCommand, BotCommandScopeAllGroupChats, BotCommandSc
 from flows.i18n import LANGUAGES, t
 
 PRIVATE_COMMANDS = (
-    "new", "deals", "update", "gaps", "advance", "edit", "lost", "pause",
+    "new", "note", "deals", "update", "gaps", "advance", "edit", "lost", "pause",
     "skip", "back", "cancel", "digest", "invite", "lang", "tz", "help",
 )  # fmt: skip
 GROUP_COMMANDS = ("setgroup", "unsetgroup", "help")
