@@ -137,6 +137,21 @@ def newest_question(session: Session, *, chat_id: int, before_id: int) -> int | 
     return session.execute(statement).scalar()
 
 
+def newest_questions(session: Session, *, chat_id: int, limit: int = 20) -> list[OutboxMessage]:
+    """The chat's newest question messages (sent or not), newest first."""
+    statement = (
+        select(OutboxMessage)
+        .where(
+            col(OutboxMessage.chat_id) == chat_id,
+            col(OutboxMessage.kind) == "send",
+            col(OutboxMessage.asks),
+        )
+        .order_by(col(OutboxMessage.id).desc())
+        .limit(limit)
+    )
+    return list(session.execute(statement).scalars())
+
+
 def newest_prompt(session: Session, *, chat_id: int) -> OutboxMessage | None:
     """The newest message (not an edit) kept for the chat: what the rep was last told."""
     statement = (

@@ -26,7 +26,7 @@ from storage.outbox import (
     unsent,
 )
 from tests.telegram_world import TelegramWorld
-from tests.test_telegram import open_deal
+from tests.test_telegram import answer, open_deal, open_question
 
 ANN, BOB = 1001, 1002
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
@@ -191,6 +191,38 @@ async def test_an_answer_sent_again_while_its_reply_is_away_is_not_filed_twice(w
     assert "call this deal" in texts[-3] and "already" in texts[-2] and "call it" in texts[-1]
     await world.say(ANN, "Acme Bank")  # seen the question: now the same text is the name
     assert "Created #1 Acme Bank (Acme Bank)" in world.last_texts(ANN, 2)
+
+
+async def test_a_third_copy_written_before_the_reply_to_the_second_is_not_an_answer(world, fake):
+    """The crash test's skipped question: "sent once more" counts only once it was seen."""
+    await world.say(ANN, "/new")
+    telegram_down(fake)
+    for _ in range(3):  # the customer, then two copies written before any reply arrived
+        await world.say(ANN, "Acme Bank")
+    telegram_back(fake)
+    await fake.wait_for(lambda: not world.courier.backlog, timeout=10)
+    await world.settle()
+    assert not any("Created" in text for text in world.texts(ANN))
+    await world.say(ANN, "Acme Bank")  # seen the question: now the same text is the name
+    assert "Created #1 Acme Bank (Acme Bank)" in world.last_texts(ANN, 2)
+
+
+async def test_copies_of_an_answer_written_before_the_next_question_came_are_not_its_answer(
+    world, fake
+):
+    """The crash test's skipped it_network: two text questions in a row, the same text."""
+    await open_deal(world)
+    while open_question(world, ANN) != "it_software":
+        await answer(world, ANN)
+    telegram_down(fake)
+    for _ in range(3):  # the answer, then two copies before the next question arrived
+        await world.say(ANN, "Head office")
+    telegram_back(fake)
+    await fake.wait_for(lambda: not world.courier.backlog, timeout=10)
+    await world.settle()
+    assert open_question(world, ANN) == "it_network"
+    await world.say(ANN, "Head office")  # now seen: the same text answers it
+    assert open_question(world, ANN) == "current_system"
 
 
 async def test_the_same_text_for_two_questions_in_a_row_is_two_answers(world, fake):

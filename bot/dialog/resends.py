@@ -11,9 +11,9 @@ both sides' messages in one sequence, so "after" is exact, whatever the clocks s
 from __future__ import annotations
 
 from bot.dialog.events import Incoming
-from bot.dialog.state import ConversationState
+from bot.dialog.state import QUESTION, ConversationState
 from bot.dialog.turn import Turn
-from storage.outbox import newest_prompt
+from storage.outbox import newest_prompt, newest_questions
 
 
 def typed_step(state: ConversationState) -> tuple:
@@ -38,6 +38,11 @@ def is_resent(turn: Turn, event: Incoming, text: str) -> bool:
         # read (another instance may have kept a newer one meanwhile; this one would not know).
         return False
     chat_id = event.chat_id if event.chat_id is not None else event.sender.user_id
+    if turn.state.mode == QUESTION:
+        # Re-asked (a copy, /help, a re-send's reply), the open question is still the one
+        # the text would answer: seen in any of its messages, the text is its answer.
+        shown_at = _open_question_shown(turn, chat_id)
+        return shown_at is None or event.message_id < shown_at
     newest = newest_prompt(turn.session, chat_id=chat_id)
     if newest is None:
         return False
@@ -50,3 +55,15 @@ def is_resent(turn: Turn, event: Incoming, text: str) -> bool:
 
 def _same(text: str) -> str:
     return " ".join(text.split())
+
+
+def _open_question_shown(turn: Turn, chat_id: int) -> int | None:
+    """Telegram's id of the first message sent that asks the open question (its ``seq``)."""
+    mark = f"q:{turn.state.seq}:"
+    first = None
+    for row in newest_questions(turn.session, chat_id=chat_id):
+        if not any(data.startswith(mark) for line in row.body["buttons"] for _, data in line):
+            break  # an earlier question: the open one's messages are the newest
+        if row.message_id is not None and (first is None or row.message_id < first):
+            first = row.message_id
+    return first

@@ -223,7 +223,8 @@ class Dialog:
             questions.resume(turn)
         elif resends.is_resent(turn, event, event.text or ""):
             turn.say(turn.text("dialog.resent", text=turn.state.typed))
-            state.typed = None  # sent once more, as the reply asks, it is an answer
+            # ``typed`` stays: sent once more after this reply, as it asks, the text answers
+            # by the chat's order (bot/dialog/resends.py); a copy written before it does not.
             questions.resume(turn)
         else:
             before = resends.typed_step(state)
