@@ -182,6 +182,16 @@ class Playbook(_Strict):
                     return spec
         raise KeyError(field_id)
 
+    def fields_named(self, words: str) -> list[FieldSpec]:
+        """Fields a rep may mean by ``words`` (``预算``, ``budget``, ``竞争对手``): the one with
+        that id or cue, else those whose question holds the words; in the playbook's order."""
+        wanted = fold(words)
+        every = [spec for stage in self.stages for spec in stage.fields]
+        exact = [s for s in every if wanted in (s.id, *(fold(c) for c in s.cues))]
+        if exact or len(wanted) < 2:
+            return exact
+        return [s for s in every if any(wanted in fold(q) for q in s.question.values())]
+
     def checklist_item(self, item_id: str) -> ChecklistItem:
         for stage in self.stages:
             for item in stage.checklist:

@@ -131,3 +131,27 @@ def test_new_with_words_opens_the_deal_and_reads_the_rest(rep, engine):
 def test_short_idle_text_is_not_a_note(rep):
     rep.say("ok")
     assert "What would you like to do" in rep.text
+
+
+def test_update_finds_a_field_by_a_word(rep, engine):
+    open_deal(rep)
+    rep.say("/update 1 预算")
+    assert rep.open_question() == "budget"
+    rep.say("/cancel")
+    rep.say("/update 1 competitors")
+    assert rep.open_question() == "competitors"
+    rep.say("/cancel")
+    rep.say("/update 1 customer")  # several questions hold the word: a button each
+    assert "may mean one of these" in rep.text and len(rep.labels) > 1
+    rep.say("/update 1 no such thing")
+    assert "There is no question “no such thing”" in rep.text
+
+
+def test_fields_are_found_by_cue_id_or_question():
+    from flows.playbook import load_playbook
+
+    playbook = load_playbook()
+    assert [f.id for f in playbook.fields_named("预算")] == ["budget", "project_budget"]
+    assert [f.id for f in playbook.fields_named("headcount")] == ["headcount"]
+    assert "bid_date" in [f.id for f in playbook.fields_named("投标")]
+    assert playbook.fields_named("x") == []

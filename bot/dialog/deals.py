@@ -156,8 +156,8 @@ def refused_as_lost(turn: Turn, deal: Deal) -> bool:
 def update_command(turn: Turn, args: str) -> None:
     deal = with_deal(turn, args, "u")
     if deal is not None:
-        parts = args.split()
-        run_update(turn, deal, key=parts[1] if len(parts) > 1 else None)
+        words = args.partition(" ")[2].strip()
+        run_update(turn, deal, key=words or None)
 
 
 def run_update(turn: Turn, deal: Deal, key: str | None = None) -> None:
@@ -214,9 +214,30 @@ def edit_field(turn: Turn, deal: Deal, key: str) -> None:
     try:
         engine.question_for(turn.playbook, key)
     except KeyError:
-        turn.say(turn.text("dialog.field_not_found", field=key))
-        return show_fields(turn, deal)
+        return _field_by_words(turn, deal, key)
     questions.start_run(turn, deal, EDIT, key=key)
+
+
+def _field_by_words(turn: Turn, deal: Deal, words: str) -> None:
+    """``/update 1 预算``: the field of a stage reached that the words name (an id, a cue or
+    words of its question); several: a button each, rather than a guess."""
+    playbook = turn.playbook
+    reached = playbook.stage_index(deal.stage_id)
+    named = [
+        spec
+        for spec in playbook.fields_named(words)
+        if playbook.stage_index(playbook.stage_of(spec.id).id) <= reached
+    ]
+    if len(named) == 1:
+        return questions.start_run(turn, deal, EDIT, key=named[0].id)
+    if not named:
+        turn.say(turn.text("dialog.field_not_found", field=words))
+        return show_fields(turn, deal)
+    buttons = [
+        [Button(render.plain(spec.question, turn.lang), EditField(deal.id, spec.id).encode())]
+        for spec in named[:DEAL_BUTTONS]
+    ]
+    turn.say(turn.text("dialog.pick_named_field", words=words), buttons)
 
 
 def gaps_command(turn: Turn, args: str) -> None:
