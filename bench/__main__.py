@@ -2,7 +2,8 @@
 
 Benchmarks: throughput (StageCoach vs a PTB echo bot through the fake Bot API), digest (every
 manager's digest at once), nudges (a tick over 1,000,000 nudge rows), idle (a running bot's
-memory and start-up time). See bench/README.md.
+memory and start-up time), notes (reading a visit note; a rep's messages and taps with one).
+See bench/README.md.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bench.databases import postgres_problem, postgres_version  # noqa: E402
 from bench.report import Figure, machine_line, note, print_table  # noqa: E402
 from bench.sizes import FULL, QUICK  # noqa: E402
 
-NAMES = ("throughput", "digest", "nudges", "idle")
+NAMES = ("throughput", "digest", "nudges", "idle", "notes")
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -65,6 +66,10 @@ def _run(name: str, sizes, kinds: list[str]) -> list[tuple[str, list[Figure]]]:
         from bench import nudges
 
         return nudges.run(sizes, kinds)
+    if name == "notes":
+        from bench import notes
+
+        return notes.run(sizes)
     from bench import idle
 
     return idle.run(sizes)

@@ -22,13 +22,15 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from flows.choices import names
+from flows.dates import DateProblem
 from flows.numbers import plain, to_major
 from flows.parsers import parse_answer
 from flows.people import attitude_word, role_word
-from flows.periods import from_key
+from flows.periods import from_key, read_period
 from flows.playbook import FieldSpec, Playbook
 from flows.reading import Valid, fold
 
@@ -136,31 +138,36 @@ def _cued(
     """Clauses holding one of the field's cues (the longest found), with where it is. Where
     ``has_value`` says a cued clause holds no value and the next clause does, the two are read
     as one: "初步报价昨天发过去了，总共一百三十八万", "竞争对手的话，时代光华…"."""
-    cues = sorted((fold(cue) for cue in spec.cues), key=len, reverse=True)
+    if not spec.cues:
+        return
+    cues = _words(tuple(fold(cue) for cue in spec.cues))
     for index, clause in enumerate(clauses):
-        for cue in cues:
-            at = _find_word(cue, clause.folded)
-            if at is None:
-                continue
-            following = clauses[index + 1] if index + 1 < len(clauses) else None
-            if has_value and following and not has_value(clause) and has_value(following):
-                clause = _Clause(
-                    f"{clause.text}，{following.text}",
-                    f"{clause.folded},{following.folded}",
-                    following.index,
-                    following.ends_sentence,
-                )
-            yield clause, at
-            break
+        match = cues.search(clause.folded)
+        if match is None:
+            continue
+        following = clauses[index + 1] if index + 1 < len(clauses) else None
+        if has_value and following and not has_value(clause) and has_value(following):
+            clause = _Clause(
+                f"{clause.text}，{following.text}",
+                f"{clause.folded},{following.folded}",
+                following.index,
+                following.ends_sentence,
+            )
+        yield clause, match.span()
 
 
-def _find_word(word: str, folded: str) -> tuple[int, int] | None:
-    """Where ``word`` is in the text (Latin words whole), or None."""
-    if word.isascii():
-        match = re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", folded)
-    else:
-        match = re.search(re.escape(word), folded)
-    return None if match is None else match.span()
+@lru_cache(maxsize=1024)
+def _words(words: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern for folded words, longest first, each a whole word where it is Latin; a
+    Chinese word that goes on into a longer one is that word (移动端 is an app, not 移动)."""
+    parts = []
+    for word in sorted(set(words), key=len, reverse=True):
+        escaped = re.escape(word)
+        if word.isascii():
+            parts.append(rf"(?<![a-z0-9_.]){escaped}(?![a-z0-9_])")
+        else:
+            parts.append(rf"{escaped}(?![端化式性])")
+    return re.compile("|".join(parts) or r"(?!)")
 
 
 # A clause that negates, defers or doubts: nothing is taken from it.
@@ -423,29 +430,25 @@ def _options_named(spec: FieldSpec, clause: _Clause) -> dict[str, list[str]]:
     """Options named in the clause and the words naming them; a name inside a longer name of
     another option does not count (不好用 names "works badly", not 好用 "works well"). Short
     Latin names ("dm", "pm", "ob") are other words in free text and are not looked for."""
-    spans = []
-    for option_id, option_names in names(spec.options):
-        for name in option_names:
-            if len(name) < 2 or (name.isascii() and len(name) < 4 and name != option_id):
-                continue
-            for match in _occurrences(name, clause.folded):
-                spans.append((match.start(), match.end(), option_id, name))
+    owners, pattern = _option_names(
+        tuple((o.id, n) for o in spec.options for n in names([o])[0][1])
+    )
     named: dict[str, list[str]] = {}
-    for start, end, option_id, name in spans:
-        inside = any(
-            other != option_id and s <= start and end <= e and (e - s) > (end - start)
-            for s, e, other, _ in spans
-        )
-        if not inside:
-            named.setdefault(option_id, []).append(name)
+    # Longest first at each place, so a name inside a longer one is not found on its own.
+    for match in pattern.finditer(clause.folded):
+        named.setdefault(owners[match[0]], []).append(match[0])
     return named
 
 
-def _occurrences(name: str, folded: str) -> list[re.Match[str]]:
-    if name.isascii():
-        return list(re.finditer(rf"(?<![a-z0-9_.]){re.escape(name)}(?![a-z0-9_])", folded))
-    # A name that goes on into a longer word is another word: 移动端 is an app, not 移动.
-    return list(re.finditer(rf"{re.escape(name)}(?![端化式性])", folded))
+@lru_cache(maxsize=256)
+def _option_names(pairs: tuple[tuple[str, str], ...]) -> tuple[dict[str, str], re.Pattern[str]]:
+    """Which option each name names, and one pattern for them all."""
+    owners = {
+        name: option_id
+        for option_id, name in pairs
+        if len(name) >= 2 and not (name.isascii() and len(name) < 4 and name != option_id)
+    }
+    return owners, _words(tuple(owners))
 
 
 # What introduces the items after a cue ("竞争对手有…", "competitors: …").
@@ -525,12 +528,10 @@ def _has_items_after_cue(spec: FieldSpec) -> Callable[[_Clause], bool]:
     def holds(clause: _Clause) -> bool:
         if _DATE.search(clause.folded):
             return False
-        cue = next(
-            (at for at in (_find_word(fold(c), clause.folded) for c in spec.cues) if at), None
-        )
+        cue = _words(tuple(fold(c) for c in spec.cues)).search(clause.folded) if spec.cues else None
         if cue is None:
             return bool(_items(clause.text))
-        after = clause.text[_original_index(clause, cue[1]) :]
+        after = clause.text[_original_index(clause, cue.end()) :]
         lead = _LIST_LEAD.match(after)
         return bool(_items(after[lead.end() :] if lead else after))
 
@@ -701,19 +702,17 @@ def _next_step(clauses: list[_Clause], taken: set[str], ctx: _Context) -> NextSt
         if any(clause.text in evidence for evidence in taken) or _negated(clause.folded):
             continue
         for match in _DATE.finditer(clause.folded):
-            result = parse_answer(_WHEN, match[0].strip(), now=ctx.now)
-            period = from_key(result.value) if isinstance(result, Valid) else None
+            period = from_key(_period_key(match[0].strip(), ctx))
             rest = (clause.folded[: match.start()] + " " + clause.folded[match.end() :]).strip()
             if period is not None and period.end > today and _ACTION.search(rest):
-                return NextStep(_without(clause.text, match[0]), result.value, clause.text)
+                return NextStep(_without(clause.text, match[0]), period.key, clause.text)
     return None
-
-
-_WHEN = FieldSpec(id="when", type="date", question={"zh": "", "en": ""})
 
 
 def _without(text: str, folded_date: str) -> str:
     """The clause without its date, as the rep wrote it."""
+    if len(text) > 200:
+        return text  # looking further costs more than a clause this long is worth
     for start in range(len(text)):
         for end in range(start + 1, min(len(text), start + 40) + 1):
             if fold(text[start:end]) == folded_date.strip():
@@ -723,8 +722,19 @@ def _without(text: str, folded_date: str) -> str:
 
 # -- shared -----------------------------------------------------------------------------------
 def _value_of(spec: FieldSpec, text: str, ctx: _Context) -> Any:
+    if spec.type in ("date", "milestone"):
+        return _period_key(text, ctx)
     result = parse_answer(spec, text, now=ctx.now, currency=ctx.currency)
     return _freeze(result.value) if isinstance(result, Valid) else None
+
+
+def _period_key(text: str, ctx: _Context) -> str | None:
+    """A date or period in the note, by our own readers only: dateparser, the typed answers'
+    fallback, is slow and lenient, and what it alone reads is too loose to propose."""
+    try:
+        return read_period(fold(text), ctx.now, fallback=False).key
+    except DateProblem:
+        return None
 
 
 def _freeze(value: Any) -> Any:

@@ -22,6 +22,8 @@ TABLES = (
     "== digest — SQLite ==",
     "== nudge tick — SQLite ==",
     "== idle footprint — stagecoach run on SQLite ==",
+    "== notes: extraction cost ==",
+    "== notes: rep effort (messages + taps) ==",
 )
 POSTGRES_TABLES = (
     "== throughput — StageCoach PostgreSQL ==",
@@ -37,6 +39,8 @@ FIGURES = (
     "claim query plan uses an index",
     "start-up to first getUpdates",
     "resident memory, settled (VmRSS)",
+    "p99, 600-character note",
+    "stage 2, median with one note",
 )
 
 
