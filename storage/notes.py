@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from storage.models import DealNote
+from storage.models import DealNote, Member
 
 
 def add_note(
@@ -25,6 +25,18 @@ def add_note(
     session.add(note)
     session.flush()
     return note
+
+
+def recent_notes(session: Session, *, deal_id: int, limit: int) -> list[tuple[DealNote, str]]:
+    """A deal's newest visit notes (not an answer's words), newest first, with who wrote them."""
+    statement = (
+        select(DealNote, Member.display_name)
+        .join(Member, col(Member.id) == col(DealNote.author_id))
+        .where(DealNote.deal_id == deal_id, col(DealNote.field_key).is_(None))
+        .order_by(col(DealNote.created_at).desc(), col(DealNote.id).desc())
+        .limit(limit)
+    )
+    return [(note, name) for note, name in session.exec(statement)]
 
 
 def notes_of(session: Session, *, deal_id: int, field_key: str | None = None) -> list[DealNote]:

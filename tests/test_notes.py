@@ -155,3 +155,36 @@ def test_fields_are_found_by_cue_id_or_question():
     assert [f.id for f in playbook.fields_named("headcount")] == ["headcount"]
     assert "bid_date" in [f.id for f in playbook.fields_named("投标")]
     assert playbook.fields_named("x") == []
+
+
+def test_more_words_at_an_open_card_are_another_note(rep, engine):
+    open_deal(rep)
+    rep.say("南京银行 预算大概300万")
+    rep.say("南京银行 竞争对手有用友")  # typed instead of tapping: a new card for the new note
+    assert "用友" in rep.text and "From your note" in rep.text
+    rep.press("Save all")
+    deal, answers = deal_state(engine)
+    assert answers["competitors"] == ["用友"] and "budget" not in answers
+    with Session(engine) as session:
+        assert len(notes_of(session, deal_id=deal.id)) == 2  # both kept, word for word
+
+
+def test_a_note_on_a_lost_deal_is_kept_and_changes_nothing(rep, engine):
+    open_deal(rep)
+    rep.say("/lost 1")
+    rep.say("客户选了别家")
+    rep.say("/note 1 预算大概300万")
+    assert "lost" in rep.text.lower()
+    deal, answers = deal_state(engine)
+    assert "budget" not in answers
+    with Session(engine) as session:
+        assert [n.text for n in notes_of(session, deal_id=deal.id)] == ["预算大概300万"]
+
+
+def test_gaps_show_the_latest_notes_with_day_and_author(rep, engine):
+    open_deal(rep)
+    rep.say("/note 1 见了郑总，<聊得不错>")
+    rep.say("/cancel")
+    rep.say("/gaps 1")
+    assert "Latest notes:" in rep.text and "Ann: 见了郑总，<聊得不错>" in rep.text
+    assert "&lt;聊得不错&gt;" in rep.raw  # the rep's words, escaped

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from bot.dialog import render
 from bot.dialog.buttons import Move
 from bot.dialog.deal_view import TurnDeals
 from bot.dialog.refusals import FORGED
@@ -76,3 +77,12 @@ def moved_deal(turn: Turn, pressed: Move) -> Deal | None:
     if pressed.from_index >= stages or pressed.to_index >= stages:
         return None
     return deal_for(turn.deals, turn.member, pressed.deal_id)
+
+
+def refused_as_lost(turn: Turn, deal: Deal) -> bool:
+    """A lost deal is closed: say so instead of changing it."""
+    if deal.status != "lost":
+        return False
+    reason = deal.lost_reason or ""
+    turn.say(turn.text("dialog.deal_lost", deal=render.deal_title(turn, deal), reason=reason))
+    return True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.dialog import notes, overrides, questions, render
-from bot.dialog.access import deal_for, find_deal, moved_deal, visible_deals
+from bot.dialog.access import deal_for, find_deal, moved_deal, refused_as_lost, visible_deals
 from bot.dialog.buttons import ConfirmMove, EditField, PickDeal
 from bot.dialog.events import Button
 from bot.dialog.moves import kind_of_move, move_deal
@@ -142,15 +142,6 @@ def _owner_names(turn: Turn, deals: list[Deal]) -> dict[int, str]:
 
 
 # -- the verbs -------------------------------------------------------------------------------
-
-
-def refused_as_lost(turn: Turn, deal: Deal) -> bool:
-    """A lost deal is closed: say so instead of changing it."""
-    if deal.status != "lost":
-        return False
-    reason = deal.lost_reason or ""
-    turn.say(turn.text("dialog.deal_lost", deal=render.deal_title(turn, deal), reason=reason))
-    return True
 
 
 def update_command(turn: Turn, args: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.dialog import questions, render
-from bot.dialog.access import find_deal, visible_deals
+from bot.dialog.access import find_deal, refused_as_lost, visible_deals
 from bot.dialog.buttons import NoteCard, NoteDeal
 from bot.dialog.events import Button
 from bot.dialog.state import NEW_CUSTOMER, NOTE_CARD, NOTE_DEAL, NOTE_TEXT, QUALIFY, UPDATE
@@ -84,6 +84,8 @@ def take_note(turn: Turn, text: str, deal: Deal | None, after: str = UPDATE) -> 
     if deal is None:
         return _ask_which_deal(turn, text)
     add_note(turn.session, deal_id=deal.id, author_id=turn.member.id, text=text, now=turn.now)
+    if refused_as_lost(turn, deal):  # kept, as every note is, but nothing is read into it
+        return turn.state.reset()
     # A deal still being qualified is read for the stage it will open in.
     stage = turn.playbook.stage(deal.stage_id)
     stage_id = turn.playbook.first_open_stage.id if stage.qualifying else stage.id
@@ -268,15 +270,15 @@ def _fix(turn: Turn, deal: Deal, item: list[Any]) -> bool:
 
 
 def card_text(turn: Turn, text: str) -> None:
-    """Typed at the card: the answer to a value being fixed, else the card again."""
+    """Typed at the card: the answer to a value being fixed, else another note on the deal
+    (its card replaces this one; both notes are kept)."""
     state = turn.state
     deal = questions.state_deal(turn)
     if deal is None:
         return
     key = state.draft.get("fixing")
     if key is None:
-        turn.say(turn.text("note.use_buttons"))
-        return show_card(turn, deal)
+        return take_note(turn, text, deal, state.draft.get("after", UPDATE))
     spec = turn.playbook.field(key)
     result = turn.parse(spec, text)
     if not isinstance(result, Valid):

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import date
 
 from bot.dialog import render
-from bot.dialog.access import deal_for
+from bot.dialog.access import deal_for, refused_as_lost
 from bot.dialog.buttons import ResumeDeal
-from bot.dialog.deals import refused_as_lost, run_update, with_deal
+from bot.dialog.deals import run_update, with_deal
 from bot.dialog.events import Button
 from bot.dialog.nudges import owner_now
 from bot.dialog.state import PAUSE_REASON, PAUSE_UNTIL

@@ -16,8 +16,10 @@ from flows.playbook import FieldSpec, Stage
 from flows.risks import raised_flags
 from flows.stakeholder import PARTS, describe, option_label, part_prompt
 from storage.models import Deal
+from storage.notes import recent_notes
 
 CHECK, EMPTY_BOX = "✅", "⬜"
+RECENT_NOTES, NOTE_PREVIEW = 3, 120
 TOGGLE, DONE, YES, NO = "t.", "done", "yes", "no"
 START_OVER = "restart"  # clear a list of people and enter it again
 FREE_TYPES = ("text", "number", "money", "percent", "date", "milestone", "list")
@@ -228,7 +230,21 @@ def gaps(turn: Turn, deal: Deal) -> str:
     lines = [turn.text("dialog.gaps_header", deal=deal_title(turn, deal))]
     lines += stage_status(turn, deal)
     lines += coaching(turn, turn.playbook.stage(deal.stage_id))
+    lines += notes(turn, deal)
     return join(lines)
+
+
+def notes(turn: Turn, deal: Deal) -> list[str]:
+    """The deal's latest visit notes, each with its day and author, long ones cut short."""
+    kept = recent_notes(turn.session, deal_id=deal.id, limit=RECENT_NOTES)
+    if not kept:
+        return []
+    lines = [turn.text("dialog.notes_header")]
+    for note, author in kept:
+        text = note.text if len(note.text) <= NOTE_PREVIEW else note.text[:NOTE_PREVIEW] + "…"
+        day = show_date(turn, note.created_at.astimezone(turn.now.tzinfo).date())
+        lines.append(turn.text("dialog.note_line", day=day, author=author, text=text))
+    return lines
 
 
 def advance_blocked(turn: Turn, deal: Deal, check: AdvanceCheck) -> str:
