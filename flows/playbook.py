@@ -394,8 +394,24 @@ def _field_problems(playbook: Playbook) -> list[str]:
                 problems.append(f"{where} › remind works only on date and milestone fields")
             if spec.expect is not None and spec.type != "yesno":
                 problems.append(f"{where} › expect works only on yesno fields")
+            if spec.cues and spec.type in ("yesno", "stakeholder", "percent"):
+                problems.append(f"{where} › cues are not read for {spec.type} fields")
             earlier[spec.id] = spec
+        problems += _shared_cues(stage)
     return problems
+
+
+def _shared_cues(stage: Stage) -> list[str]:
+    """A cue two fields of one stage share leaves a note's words to either: a mistake."""
+    owners: dict[str, list[str]] = {}
+    for spec in stage.fields:
+        for cue in dict.fromkeys(fold(c) for c in spec.cues):
+            owners.setdefault(cue, []).append(spec.id)
+    return [
+        f"stage {stage.id!r} › cue {cue!r} is given to several fields ({', '.join(ids)})"
+        for cue, ids in owners.items()
+        if len(ids) > 1
+    ]
 
 
 def _condition_problems(cond: Condition, earlier: dict[str, FieldSpec]) -> list[str]:

@@ -87,3 +87,29 @@ def test_a_name_shared_by_two_options_is_a_playbook_problem(tmp_path):
 
 def test_aliases_are_optional():
     assert Option(id="a", label={"zh": "甲", "en": "A"}).aliases == []
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (
+            ('cues = ["覆盖",', 'cues = ["预算", "覆盖",'),  # the headcount's, beside the budget
+            "stage 'potential' › cue '预算' is given to several fields (headcount, budget)",
+        ),
+        (
+            (
+                'id = "project_team"\ntype = "stakeholder"\n',
+                'id = "project_team"\ntype = "stakeholder"\ncues = ["项目组"]\n',
+            ),
+            "cues are not read for stakeholder fields",
+        ),
+    ],
+)
+def test_cues_a_reader_cannot_use_are_playbook_problems(tmp_path, change, problem):
+    shipped = shipped_playbook_path().read_text(encoding="utf-8")
+    changed = shipped.replace(*change, 1)
+    assert changed != shipped
+    (tmp_path / "team.toml").write_text(changed, encoding="utf-8")
+    with pytest.raises(PlaybookError) as error:
+        load_playbook(tmp_path / "team.toml")
+    assert problem in str(error.value)
