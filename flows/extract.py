@@ -62,21 +62,36 @@ def extract(note: str, playbook: Playbook, *, stage_id: str, now: datetime) -> E
     found: dict[str, Proposal] = {}
     used: set[tuple[str, str]] = set()  # (type, clause): a later stage's field took it
     context = _Context(now, playbook.currency, playbook)
-    for spec in reversed(list(_fields_up_to(playbook, stage_id))):
+    fields = list(reversed(list(_fields_up_to(playbook, stage_id))))
+    for spec in (f for f in fields if f.type != "text"):
         reader = _READERS.get(spec.type)
-        if reader is None or (spec.type == "text" and playbook.stage_of(spec.id).id != stage_id):
-            continue  # text is only read for the stage at hand: earlier ones are answered
-        kind = "date" if spec.type == "milestone" else spec.type
+        if reader is None:
+            continue
+        kind = _kind(playbook, spec.id)
         free = [c for c in clauses if (kind, c.text) not in used]
         proposal = reader(spec, free, context)
         if proposal is not None:
             found[spec.id] = proposal
             if kind in ("money", "date"):  # 报价 is the formal quote once there is one
                 used |= {(kind, c.text) for c in clauses if c.text in proposal.evidence}
+    # Free text last, from what no amount or date took ("签约的话希望一季度签下来" is the close
+    # date, not a need), and only for the stage at hand: earlier ones are answered.
+    dated = {p.evidence for k, p in found.items() if _kind(playbook, k) in ("money", "date")}
+    rest = [c for c in clauses if not any(c.text in evidence for evidence in dated)]
+    for spec in fields:
+        if spec.type == "text" and playbook.stage_of(spec.id).id == stage_id:
+            proposal = _text(spec, rest, context)
+            if proposal is not None:
+                found[spec.id] = proposal
     _people(playbook, stage_id, clauses, found)
     ordered = dict(sorted(found.items(), key=lambda item: _order(playbook, item[0])))
     taken = {p.evidence for p in ordered.values()}
     return Extraction(ordered, _next_step(clauses, taken, context))
+
+
+def _kind(playbook: Playbook, field_id: str) -> str:
+    kind = playbook.field(field_id).type
+    return "date" if kind == "milestone" else kind
 
 
 def _order(playbook: Playbook, field_id: str) -> int:
@@ -176,7 +191,7 @@ _NEGATION = re.compile(
     r"|(?<![a-z])(?:not|no|never|without|unknown|unclear|undecided|tbd|none|pending|vague)(?![a-z])"
     r"|n't"
     # Undecided: still weighed, or to be told later.
-    r"|在评估|在考虑|在比较|在对比|还在看|都可以|还是|再定|再说|通知|答复|待议"
+    r"|在评估|在考虑|在比较|在对比|还在看|都可以|还是|再定|在定|再说|通知|答复|待议"
     r"|evaluating|considering|comparing|still open|either|versus|\bvs\b|let us know|notify"
 )
 # Words holding a negation that negate nothing.
