@@ -32,6 +32,8 @@ MIN_NOTE_CHARS = 6
 # A message at an open question this long, that does not answer it, is read as a note.
 LONG_MESSAGE_CHARS = 20
 RECENT_DEALS = 5
+# The words shown under a value; the whole note is kept, so a long sentence is cut on the card.
+EVIDENCE_CHARS = 80
 SAVE_ALL, FIX, DROP, KEEP_NEW, DISCARD = "s", "f", "d", "k", "x"
 # Common endings of company names, left out when looking for the customer in a note.
 _COMPANY_ENDINGS = (
@@ -179,7 +181,8 @@ def show_card(turn: Turn, deal: Deal, *, edit: bool = False) -> None:
         question = turn.local(spec.question)
         line = f"{index}. {mark}{question} <b>{shown}</b>"
         if evidence != turn.value(spec, value):  # the words it came from, unless the same
-            line += f"\n   <i>「{escape(evidence)}」</i>"
+            words = evidence if len(evidence) <= EVIDENCE_CHARS else evidence[:EVIDENCE_CHARS] + "…"
+            line += f"\n   <i>「{escape(words)}」</i>"
         lines.append(line)
         row = [Button(f"✏️ {index}", _press(turn, FIX, index))]
         if spec.type == "stakeholder":
@@ -200,7 +203,10 @@ def show_card(turn: Turn, deal: Deal, *, edit: bool = False) -> None:
         final.insert(0, Button(save_all, _press(turn, SAVE_ALL, 0)))
     rows.append(final)
     text = render.join(lines)
-    turn.edit(text, rows) if edit else turn.say(text, rows)
+    if edit:
+        turn.edit(text, rows)
+    else:
+        turn.say(text, rows)
 
 
 def _press(turn: Turn, action: str, index: int) -> str:
