@@ -70,7 +70,8 @@ _UNKNOWN = frozenset(
     fold(phrase)
     for phrase in (
         "不清楚", "不知道", "不确定", "还不清楚", "还不知道", "暂不清楚", "暂时不清楚",
-        "暂时不知道", "未知", "不详", "待定", "待确认", "还没问", "没问", "说不好",
+        "暂时不知道", "未知", "不详", "待定", "待确认", "还没问", "没问", "说不好", "不好说",
+        "还没定", "没定", "还不确定", "还没确定", "unsure", "not decided", "undecided",
         "unknown", "not known", "not known yet", "don't know", "dont know", "do not know",
         "not sure", "no idea", "idk", "tbd", "to be confirmed",
     )

@@ -252,7 +252,9 @@ def test_a_button_of_an_answered_question_changes_nothing(team_engine):
     assert after == before
 
 
-@pytest.mark.parametrize("typed", ["不清楚", "不知道。", "Don't know", "not sure!", "TBD"])
+@pytest.mark.parametrize(
+    "typed", ["不清楚", "不知道。", "还没定", "不好说", "待定", "Don't know", "not sure!", "TBD"]
+)
 def test_not_known_in_words_leaves_the_gap_open_as_the_button_does(team_engine, typed):
     """Issue 14: typing 不清楚 or 不知道 saved that text as the answer and closed the gap; only
     the button kept it open."""
