@@ -89,6 +89,8 @@ def read_amount(text: str, read_one: Reader) -> Amount | None:
     ends = _RANGE.split(text, maxsplit=1)
     if len(ends) == 2:
         return None if floor or ceiling else _range(*ends, read_one, approx)
+    if not floor and not ceiling and (pair := _neighbours(text.strip(), read_one)):
+        return pair
     figure = read_one(text.strip())
     if figure is None:
         return None
@@ -103,6 +105,20 @@ def has_parts(text: str) -> bool:
     """Whether folded text names parts before its total (``软件150 实施80，合计230万``)."""
     total = _TOTAL.search(text)
     return total is not None and any(char.isalnum() for char in text[: total.start()])
+
+
+# Two neighbouring digits before a unit say a range, approximately: 五六十万 is 50–60万,
+# 两三百万 200–300万, 七八千 7,000–8,000.
+_NEIGHBOURS = re.compile(r"([一二两三四五六七八九])([二三四五六七八九])([十百千万亿].*)")
+_DIGIT = {c: n for n, c in enumerate("零一二三四五六七八九")} | {"两": 2}
+
+
+def _neighbours(text: str, read_one: Reader) -> Amount | None:
+    match = _NEIGHBOURS.fullmatch(text)
+    if not match or _DIGIT[match[2]] != _DIGIT[match[1]] + 1:
+        return None
+    low, high = read_one(match[1] + match[3]), read_one(match[2] + match[3])
+    return None if low is None or high is None else Amount(low, high, approx=True)
 
 
 def _strip(text: str, before: re.Pattern[str], after: re.Pattern[str]) -> tuple[bool, str]:

@@ -84,6 +84,9 @@ VALID = [
     ("money", "at least 500k", {"low": 50_000_000}),
     ("money", "100万以内", {"high": 100_000_000}),
     ("money", "软件150 实施80 运维40，合计270万", 270_000_000),
+    ("money", "五六十万", {"low": 50_000_000, "high": 60_000_000, "approx": True}),
+    ("money", "两三百万", {"low": 200_000_000, "high": 300_000_000, "approx": True}),
+    ("number", "七八千", {"low": 7000, "high": 8000, "approx": True}),
     ("money", "software 1.5m, services 0.8m, total 2.3m", 230_000_000),
     ("number", "2000多", {"low": 2000}),
     ("number", "大概50人", {"amount": 50, "approx": True}),
@@ -300,6 +303,7 @@ def test_emoji_only(type_, expected):
         ("money", "100万-80万", "parse.money_invalid"),  # a range runs upwards
         ("money", "软件150 实施80", "parse.money_invalid"),  # parts without a total: not added up
         ("money", "至少100万以内", "parse.money_invalid"),
+        ("money", "五七十万", "parse.money_invalid"),  # not neighbours: no range is guessed
         ("percent", "half", "parse.percent_invalid"),
         ("percent", "120%", "parse.out_of_range"),
         ("percent", "-1", "parse.out_of_range"),
