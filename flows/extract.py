@@ -25,7 +25,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from flows.choices import names
+from flows.choices import OTHER, names
 from flows.dates import DateProblem
 from flows.numbers import plain, to_major
 from flows.parsers import parse_answer
@@ -426,7 +426,7 @@ def _multichoice(spec: FieldSpec, clauses: list[_Clause], ctx: _Context) -> Prop
         if _TODAY.search(clause.folded):
             continue  # what they run today is not what the new system must support
         for option_id, words in _options_named(spec, clause).items():
-            if option_id != "other" and not _negated(clause.folded, *words):
+            if not _negated(clause.folded, *words):
                 picked.setdefault(option_id, clause.text)
     if not picked:
         return None
@@ -461,7 +461,9 @@ def _option_names(pairs: tuple[tuple[str, str], ...]) -> tuple[dict[str, str], r
     owners = {
         name: option_id
         for option_id, name in pairs
-        if len(name) >= 2 and not (name.isascii() and len(name) < 4 and name != option_id)
+        if len(name) >= 2
+        and not (name.isascii() and len(name) < 4 and name != option_id)
+        and option_id != OTHER  # 其他 / other are everyday words in a note, never the option
     }
     return owners, _words(tuple(owners))
 

@@ -24,7 +24,7 @@ def answer(field_id: str, text: str) -> Valid | Invalid:
     [
         ("industry", "电信运营商", "telecom", "电信运营商"),
         ("industry", "广东移动", "telecom", "广东移动"),
-        ("industry", "城商行，南京银行", "finance", "城商行，南京银行"),
+        ("industry", "城商行，南京银行", "finance", "南京银行"),  # an alias, then more words
         ("industry", "金融", "finance", None),
         ("industry", "其他：制造业", "other", "制造业"),
         ("industry", "Other: manufacturing", "other", "manufacturing"),
