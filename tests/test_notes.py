@@ -188,3 +188,17 @@ def test_gaps_show_the_latest_notes_with_day_and_author(rep, engine):
     rep.say("/gaps 1")
     assert "Latest notes:" in rep.text and "Ann: 见了郑总，<聊得不错>" in rep.text
     assert "&lt;聊得不错&gt;" in rep.raw  # the rep's words, escaped
+
+
+def test_a_visit_told_at_a_text_question_is_a_note_and_the_question_waits(rep, engine):
+    open_deal(rep)
+    rep.say("/update 1 customer_background")
+    rep.say("南京银行 预算大概300万 竞争对手有用友和金蝶 下周三做技术交流")
+    assert "From your note" in rep.text
+    rep.press("Save all")
+    _, answers = deal_state(engine)
+    assert "customer_background" not in answers  # not the whole visit as the background
+    assert answers["competitors"] == ["用友", "金蝶"]
+    rep.say("/update 1 customer_background")
+    rep.say("江苏省内最大的城商行之一，总行在南京")  # an answer alone is still an answer
+    assert deal_state(engine)[1]["customer_background"] == "江苏省内最大的城商行之一，总行在南京"

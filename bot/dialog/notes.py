@@ -71,6 +71,17 @@ def idle_text(turn: Turn, text: str) -> bool:
     return True
 
 
+def is_note_at_question(turn: Turn, deal: Deal, text: str) -> bool:
+    """A long message at an open question is a note when it does not answer the question, or
+    when it holds facts for other fields too (at "客户的背景是什么？", a whole visit)."""
+    if len(text) < LONG_MESSAGE_CHARS or turn.state.part is not None:
+        return False
+    if not questions.takes_as_answer(turn, text):
+        return True
+    found = extract(text, turn.playbook, stage_id=_reading_stage(turn, deal), now=turn.now)
+    return any(key != turn.state.key for key in found.fields)
+
+
 def note_text(turn: Turn, text: str) -> None:
     """The note asked for by ``/note``, or more words while a note waits for its deal."""
     state = turn.state
@@ -88,10 +99,7 @@ def take_note(turn: Turn, text: str, deal: Deal | None, after: str = UPDATE) -> 
     add_note(turn.session, deal_id=deal.id, author_id=turn.member.id, text=text, now=turn.now)
     if refused_as_lost(turn, deal):  # kept, as every note is, but nothing is read into it
         return turn.state.reset()
-    # A deal still being qualified is read for the stage it will open in.
-    stage = turn.playbook.stage(deal.stage_id)
-    stage_id = turn.playbook.first_open_stage.id if stage.qualifying else stage.id
-    found = extract(text, turn.playbook, stage_id=stage_id, now=turn.now)
+    found = extract(text, turn.playbook, stage_id=_reading_stage(turn, deal), now=turn.now)
     answers = turn.deals.answers(deal)
     items = []
     for key, proposal in found.fields.items():
@@ -109,6 +117,12 @@ def take_note(turn: Turn, text: str, deal: Deal | None, after: str = UPDATE) -> 
     if found.next_step is not None:
         state.draft["next_step"] = [found.next_step.text, found.next_step.when]
     show_card(turn, deal)
+
+
+def _reading_stage(turn: Turn, deal: Deal) -> str:
+    """The stage a note is read for: a deal still being qualified, the one it will open in."""
+    stage = turn.playbook.stage(deal.stage_id)
+    return turn.playbook.first_open_stage.id if stage.qualifying else stage.id
 
 
 def new_from_note(turn: Turn) -> None:

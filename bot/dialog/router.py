@@ -288,7 +288,7 @@ def on_text(turn: Turn, text: str) -> None:
         return notes.card_text(turn, text)
     deal = questions.state_deal(turn)
     if mode == QUESTION and deal is not None:
-        if len(text) >= notes.LONG_MESSAGE_CHARS and not questions.takes_as_answer(turn, text):
+        if notes.is_note_at_question(turn, deal, text):
             # A visit told in one message at an open question: read it as a note.
             return notes.take_note(turn, text, deal, turn.state.run or UPDATE)
         return questions.answer_text(turn, deal, text)
