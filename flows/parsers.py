@@ -263,8 +263,8 @@ def _yesno(spec: FieldSpec, text: str, ctx: _Context) -> Valid | Invalid:
     return _fail(spec, "parse.yesno_invalid") if said is None else Valid(*said)
 
 
-# Between items: punctuation, "and" / "或"-free conjunctions (和, 还有, 以及 between two names of
-# two characters or more, so 和利时 stays whole), and spaces between Chinese names.
+# Between items: punctuation, "and", 和 / 还有 / 以及 between two names of two characters or
+# more (so 和利时 stays whole), and spaces between Chinese names.
 _LIST_SEPARATORS = re.compile(
     r"[,，、;；\n]|\s+(?:and|&)\s+"
     r"|(?<=[\u4e00-\u9fff]{2})(?:和|还有|以及)(?=[\u4e00-\u9fff]{2})"
