@@ -202,3 +202,14 @@ def test_a_visit_told_at_a_text_question_is_a_note_and_the_question_waits(rep, e
     rep.say("/update 1 customer_background")
     rep.say("江苏省内最大的城商行之一，总行在南京")  # an answer alone is still an answer
     assert deal_state(engine)[1]["customer_background"] == "江苏省内最大的城商行之一，总行在南京"
+
+
+def test_not_known_at_a_fix_drops_the_value_read(rep, engine):
+    open_deal(rep)
+    rep.say("南京银行 预算大概300万 竞争对手有用友")
+    rep.press("✏️ 2")  # the budget
+    rep.say("不清楚")
+    assert "stays open" in rep.text
+    rep.press("Save all")
+    _, answers = deal_state(engine)
+    assert "budget" not in answers and answers["competitors"] == ["用友"]

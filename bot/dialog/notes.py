@@ -23,7 +23,7 @@ from flows import engine
 from flows.extract import extract
 from flows.parsers import example
 from flows.playbook import FieldSpec
-from flows.reading import Valid, fold, has_words
+from flows.reading import Valid, fold, has_words, says_unknown
 from storage.models import Deal
 from storage.notes import add_note
 
@@ -126,7 +126,7 @@ def _reading_stage(turn: Turn, deal: Deal) -> str:
 
 
 def new_from_note(turn: Turn) -> None:
-    """ "New deal" pressed under a note: open the deal, the note waits in the draft."""
+    """The new-deal button under a note: open the deal; the note waits in the draft."""
     note = turn.state.draft.get("note")
     turn.state.reset()
     turn.state.mode, turn.state.draft = NEW_CUSTOMER, {"note": note} if note else {}
@@ -300,15 +300,19 @@ def card_text(turn: Turn, text: str) -> None:
     if key is None:
         return take_note(turn, text, deal, state.draft.get("after", UPDATE))
     spec = turn.playbook.field(key)
-    result = turn.parse(spec, text)
-    if not isinstance(result, Valid):
-        turn.say(turn.text("dialog.try_again", error=result.message(turn.lang)), expects_text=True)
-        return
-    questions.save_field(turn, deal, key, result.value)
     state.draft["fixing"] = None
-    state.draft["saved"] = state.draft.get("saved", 0) + 1
-    shown = turn.value(spec, result.value)
-    turn.say(turn.text("note.fixed", question=turn.local(spec.question), value=shown))
+    if says_unknown(text):  # "不清楚": the value read is dropped, the gap stays open
+        turn.say(turn.text("note.fix_dropped", question=turn.local(spec.question)))
+    else:
+        result = turn.parse(spec, text)
+        if not isinstance(result, Valid):
+            state.draft["fixing"] = key
+            error = result.message(turn.lang)
+            return turn.say(turn.text("dialog.try_again", error=error), expects_text=True)
+        questions.save_field(turn, deal, key, result.value)
+        state.draft["saved"] = state.draft.get("saved", 0) + 1
+        shown = turn.value(spec, result.value)
+        turn.say(turn.text("note.fixed", question=turn.local(spec.question), value=shown))
     state.seq += 1
     if state.draft["items"]:
         return show_card(turn, deal)
