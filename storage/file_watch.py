@@ -78,15 +78,18 @@ def _identity(path: Path) -> tuple[int, int]:
 
 
 def unwritable(path: Path) -> str | None:
-    """Why a SQLite file (or its -wal or -shm) cannot be written, or None. Opening for writing
-    asks the kernel (immutable, read-only filesystem, permissions) and writes nothing."""
+    """Why a SQLite file (or its -wal or -shm) cannot be written, or None.
+
+    ``access(W_OK)`` asks the kernel what an open for writing would meet (an immutable file, a
+    read-only filesystem, permissions) without opening the file. Opening and closing it would
+    be wrong here: closing any descriptor of a file drops every POSIX lock this process holds
+    on it, SQLite's included, and another process could then write beside the bot's own
+    transaction and corrupt the database (sqlite.org/howtocorrupt.html, 2.2)."""
     for file in (path, *(path.with_name(path.name + companion) for companion in COMPANIONS)):
-        try:
-            os.close(os.open(file, os.O_WRONLY | os.O_APPEND))
-        except FileNotFoundError:
+        if not file.exists():
             continue  # SQLite makes its companions when it needs them
-        except OSError as exc:
-            return f"cannot be written ({file.name}: {exc.strerror})"
+        if not os.access(file, os.W_OK):
+            return f"cannot be written ({file.name})"
     return None
 
 

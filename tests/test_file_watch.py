@@ -9,6 +9,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,31 @@ async def test_the_running_bot_answers_not_saved_and_saves_again_once_the_file_i
     output = log.read_text()
     assert "Traceback" not in output and "Fatal Python error" not in output
     assert output.count("nothing is saved until") == 1
+
+
+def test_looking_at_the_file_keeps_sqlites_locks(tmp_path) -> None:
+    """The look once opened and closed the file, which drops this process's POSIX locks on it
+    (SQLite's too): another process could then write inside the bot's transaction. A "database
+    disk image is malformed" in a crash test came from it."""
+    path = tmp_path / "locks.db"
+    holder = sqlite3.connect(path, isolation_level=None, timeout=0)
+    holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")  # this process holds the write lock
+    holder.execute("INSERT INTO t VALUES (1)")
+    assert unwritable(path) is None  # the watch's look, in the same process
+    other = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None, "
+            "timeout=0); c.execute('BEGIN IMMEDIATE'); print('wrote beside the holder')",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    holder.execute("COMMIT")
+    holder.close()
+    assert other.returncode != 0 and "database is locked" in other.stderr
