@@ -267,11 +267,13 @@ async def test_a_webhook_instance_killed_mid_burst_loses_nothing_it_acknowledged
                     process.kill()  # the other reps' turns are in flight
 
         senders = [post_in_order(rep, url, process, kill_at) for rep in REPS]
-        await asyncio.gather(*senders, return_exceptions=True)
-        if last:
-            await fake.wait_for(lambda: unsent_replies(db_url) == 0, timeout=30)
-        process.kill()
-        process.wait(timeout=30)
+        try:
+            await asyncio.gather(*senders, return_exceptions=True)
+            if last:
+                await fake.wait_for(lambda: unsent_replies(db_url) == 0, timeout=30)
+        finally:  # a failure here must not leave a bot running into the next test
+            process.kill()
+            process.wait(timeout=30)
         missing = acknowledged - handled_updates(db_url)
         assert not missing, f"acknowledged but not handled after kill {life + 1}: {missing}"
     everything = {update["update_id"] for own in updates.values() for update in own}
