@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flows.playbook import Option
-from flows.reading import fold, match_option
+from flows.reading import fold, match_option, unfolded_index
 
 OTHER = "other"
 # Between a name and the words that follow it ("其他：制造业", "Finance - a city bank").
@@ -61,7 +61,8 @@ def pick_one(text: str, options: Sequence[Option]) -> tuple[str, str | None] | N
         option_id, rest = lead
         if any(other != option_id for other in _contained(rest, choices)):
             return None  # "价格、售后服务" names two: not one choice
-        return option_id, _original_tail(text, rest)
+        text = text.strip()
+        return option_id, text[unfolded_index(text, len(folded) - len(rest)) :].strip()
     contained = _contained(folded, choices)
     return (contained[0], text.strip()) if len(contained) == 1 else None
 
@@ -151,12 +152,3 @@ def _occurrences(name: str, folded: str) -> list[re.Match[str]]:
         # Not after a dot either: "t.finance" is a button's payload, not a word.
         return list(re.finditer(rf"(?<![a-z0-9_.]){re.escape(name)}(?![a-z0-9_])", folded))
     return list(re.finditer(re.escape(name), folded))
-
-
-def _original_tail(text: str, folded_tail: str) -> str:
-    """The rep's own words for a tail found in the folded text (folding may change case)."""
-    text = text.strip()
-    for start in range(len(text)):
-        if fold(text[start:]) == folded_tail:
-            return text[start:].strip()
-    return folded_tail

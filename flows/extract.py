@@ -32,7 +32,7 @@ from flows.parsers import parse_answer
 from flows.people import attitude_word, role_word
 from flows.periods import from_key, read_period
 from flows.playbook import FieldSpec, Playbook
-from flows.reading import Valid, fold
+from flows.reading import Valid, fold, unfolded_index
 
 MAX_NOTE = 4000
 
@@ -84,7 +84,8 @@ def extract(note: str, playbook: Playbook, *, stage_id: str, now: datetime) -> E
             if proposal is not None:
                 found[spec.id] = proposal
     _people(playbook, stage_id, clauses, found)
-    ordered = dict(sorted(found.items(), key=lambda item: _order(playbook, item[0])))
+    order = {f.id: n for n, f in enumerate(f for stage in playbook.stages for f in stage.fields)}
+    ordered = dict(sorted(found.items(), key=lambda item: order[item[0]]))
     taken = {p.evidence for p in ordered.values()}
     return Extraction(ordered, _next_step(clauses, taken, context))
 
@@ -92,11 +93,6 @@ def extract(note: str, playbook: Playbook, *, stage_id: str, now: datetime) -> E
 def _kind(playbook: Playbook, field_id: str) -> str:
     kind = playbook.field(field_id).type
     return "date" if kind == "milestone" else kind
-
-
-def _order(playbook: Playbook, field_id: str) -> int:
-    ids = [f.id for stage in playbook.stages for f in stage.fields]
-    return ids.index(field_id)
 
 
 @dataclass(frozen=True)
@@ -445,9 +441,8 @@ def _options_named(spec: FieldSpec, clause: _Clause) -> dict[str, list[str]]:
     """Options named in the clause and the words naming them; a name inside a longer name of
     another option does not count (不好用 names "works badly", not 好用 "works well"). Short
     Latin names ("dm", "pm", "ob") are other words in free text and are not looked for."""
-    owners, pattern = _option_names(
-        tuple((o.id, n) for o in spec.options for n in names([o])[0][1])
-    )
+    pairs = tuple((option_id, n) for option_id, ns in names(spec.options) for n in ns)
+    owners, pattern = _option_names(pairs)
     named: dict[str, list[str]] = {}
     # Longest first at each place, so a name inside a longer one is not found on its own.
     for match in pattern.finditer(clause.folded):
@@ -499,11 +494,11 @@ def _list(spec: FieldSpec, clauses: list[_Clause], ctx: _Context) -> Proposal | 
     for clause, (cue_start, cue_end) in _cued(spec, clauses, _has_items_after_cue(spec)):
         if _negated(clause.folded):
             continue
-        after = clause.text[_original_index(clause, cue_end) :]
+        after = clause.text[unfolded_index(clause.text, cue_end) :]
         lead = _LIST_LEAD.match(after)
         items = _items(after[lead.end() :]) if lead else []
         if not items:  # "用友和金蝶也在跟", "金蝶报了95万": the items come before the cue
-            before = clause.text[: _original_index(clause, cue_start)].strip()
+            before = clause.text[: unfolded_index(clause.text, cue_start)].strip()
             items = _named_before(before, clause.folded[cue_start:cue_end])
         if not items and not lead:  # "客户嫌实施周期长": right after the cue
             items = _items(after)
@@ -548,7 +543,7 @@ def _has_items_after_cue(spec: FieldSpec) -> Callable[[_Clause], bool]:
         cue = _words(tuple(fold(c) for c in spec.cues)).search(clause.folded) if spec.cues else None
         if cue is None:
             return bool(_items(clause.text))
-        after = clause.text[_original_index(clause, cue.end()) :]
+        after = clause.text[unfolded_index(clause.text, cue.end()) :]
         lead = _LIST_LEAD.match(after)
         return bool(_items(after[lead.end() :] if lead else after))
 
@@ -587,17 +582,6 @@ def _items(text: str) -> list[str]:
             return []
         items.append(name)
     return items
-
-
-def _original_index(clause: _Clause, folded_index: int) -> int:
-    """Where a position of the folded clause falls in its text (folding keeps CJK and
-    ASCII lengths except for collapsed spaces)."""
-    if len(clause.text) == len(clause.folded):
-        return folded_index
-    for end in range(len(clause.text) + 1):
-        if len(fold(clause.text[:end])) >= folded_index:
-            return end
-    return len(clause.text)
 
 
 def _text(spec: FieldSpec, clauses: list[_Clause], ctx: _Context) -> Proposal | None:
@@ -722,19 +706,14 @@ def _next_step(clauses: list[_Clause], taken: set[str], ctx: _Context) -> NextSt
             period = from_key(_period_key(match[0].strip(), ctx))
             rest = (clause.folded[: match.start()] + " " + clause.folded[match.end() :]).strip()
             if period is not None and period.end > today and _ACTION.search(rest):
-                return NextStep(_without(clause.text, match[0]), period.key, clause.text)
+                return NextStep(_without(clause, match), period.key, clause.text)
     return None
 
 
-def _without(text: str, folded_date: str) -> str:
+def _without(clause: _Clause, date: re.Match[str]) -> str:
     """The clause without its date, as the rep wrote it."""
-    if len(text) > 200:
-        return text  # looking further costs more than a clause this long is worth
-    for start in range(len(text)):
-        for end in range(start + 1, min(len(text), start + 40) + 1):
-            if fold(text[start:end]) == folded_date.strip():
-                return (text[:start] + text[end:]).strip(" ，,")
-    return text
+    start, end = (unfolded_index(clause.text, at) for at in date.span())
+    return (clause.text[:start] + clause.text[end:]).strip(" ，,")
 
 
 # -- shared -----------------------------------------------------------------------------------

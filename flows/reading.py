@@ -78,6 +78,18 @@ _UNKNOWN = frozenset(
 )  # fmt: skip
 
 
+def unfolded_index(text: str, folded_index: int) -> int:
+    """Where a position of ``fold(text)`` falls in ``text`` (folding collapses spaces and
+    narrows full-width letters), so that what is found in folded text is cut from the rep's own
+    words."""
+    if len(text) == len(fold(text)):
+        return folded_index
+    for end in range(len(text) + 1):
+        if len(fold(text[:end])) >= folded_index:
+            return end
+    return len(text)
+
+
 def says_unknown(text: str) -> bool:
     """Whether the whole text says "not known yet" (``不清楚``, ``don't know``, ``TBD``), and
     nothing more: ``不清楚预算，大概100万`` is an answer."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from flows.reading import fold
+from flows.reading import fold, unfolded_index
 
 _YES = (
     "是", "是的", "对", "对的", "有", "有的", "要", "好", "好的", "可以", "行", "嗯", "确认",
@@ -68,7 +68,4 @@ def _inside_a_word(folded: str, end: int) -> bool:
 def _rest(text: str, word: str) -> str | None:
     """The rep's own words (not their folded form) after the yes/no word."""
     text = text.strip()
-    for end in range(1, len(text) + 1):
-        if fold(text[:end]) == word:
-            return text[end:].strip(_SEPARATORS) or None
-    return None
+    return text[unfolded_index(text, len(word)) :].strip(_SEPARATORS) or None
