@@ -33,32 +33,39 @@ from typing import Any
 
 Reader = Callable[[str], Decimal | None]
 
-# Folded text (reading.fold): lower case, NFKC, one space between words.
-_APPROX_BEFORE = re.compile(
-    r"^(?:大概|大约|大致|约莫|约|估计|预计|预估|粗估|差不多|将近|接近|可能|"
-    r"about|around|approx(?:imately|\.)?|roughly|circa|ca\.|est(?:imated|\.)?|~|≈)\s*"
+# The words around a figure (folded text, reading.fold), as regex alternatives; the visit-note
+# reader (flows.extract) finds amounts in a note by the same words.
+APPROX_BEFORE = (
+    r"大概|大约|大致|约莫|约|估计|预计|预估|粗估|差不多|将近|接近|可能"
+    r"|about|around|approx(?:imately|\.)?|roughly|circa|ca\.|est(?:imated|\.)?|~|≈"
 )
-_APPROX_AFTER = re.compile(r"\s*(?:左右|上下|前后|ish|or so)$")
-_FLOOR_BEFORE = re.compile(
-    r"^(?:至少|起码|最少|超过|不少于|不低于|at least|over|more than|above)\s*"
+APPROX_AFTER = r"左右|上下|前后|ish|or so"
+FLOOR_BEFORE = r"至少|起码|最少|超过|不少于|不低于|at least|over|more than|above"
+FLOOR_AFTER = r"以上|出头|多一点|\+|or more|plus"
+CEILING_BEFORE = (
+    r"不超过|最多|至多|不到|不高于|少于|up to|at most|under|less than|below|capped at"
+    r"|no more than|within|max\.?"
 )
-_FLOOR_AFTER = re.compile(r"\s*(?:以上|出头|多一点|\+|or more|plus)$")
-_CEILING_BEFORE = re.compile(
-    r"^(?:不超过|最多|至多|不到|不高于|少于|up to|at most|under|less than|below|max\.?)\s*"
-)
-_CEILING_AFTER = re.compile(r"\s*(?:以内|以下|之内|封顶|or less|max)$")
+CEILING_AFTER = r"以内|以下|之内|封顶|or less|max"
+RANGE_WORDS = r"-|–|—|~|～|〜|到|至|to"
+TOTAL_WORDS = r"合计|总计|总共|一共|共计|总价|总额|加起来|in total|total|sum"
+
+_APPROX_BEFORE = re.compile(rf"^(?:{APPROX_BEFORE})\s*")
+_APPROX_AFTER = re.compile(rf"\s*(?:{APPROX_AFTER})$")
+_FLOOR_BEFORE = re.compile(rf"^(?:{FLOOR_BEFORE})\s*")
+_FLOOR_AFTER = re.compile(rf"\s*(?:{FLOOR_AFTER})$")
+_CEILING_BEFORE = re.compile(rf"^(?:{CEILING_BEFORE})\s*")
+_CEILING_AFTER = re.compile(rf"\s*(?:{CEILING_AFTER})$")
 # "2000多", "300多万", "1万多", "300余万": 多/余 after the figure, before or after its unit.
 _MORE = re.compile(
     r"^(?P<head>.*?\d)\s*(?:多|余)\s*(?P<unit>[^\d多余]*)$|^(?P<whole>.+?)(?:多|余)$"
 )
 # Between the two ends of a range; a leading minus is a sign, not a range.
 _RANGE = re.compile(
-    r"(?<=[\d万千亿kmwb元])\s*(?:-|–|—|~|～|〜|到|至|to)\s*"
+    rf"(?<=[\d万千亿kmwb元])\s*(?:{RANGE_WORDS})\s*"
     r"(?=[^\s\d]{0,4}[\d〇零一二两三四五六七八九十])"  # the right end may start with "¥"
 )
-_TOTAL = re.compile(
-    r"(?:合计|总计|总共|一共|共计|总价|总额|加起来|in total|total|sum)\s*[:：是为]?\s*"
-)
+_TOTAL = re.compile(rf"(?:{TOTAL_WORDS})\s*[:：是为]?\s*")
 _TRAILING_PUNCT = re.compile(r"[\s。.,，!！;；]+$")
 
 

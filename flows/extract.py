@@ -25,6 +25,16 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from flows.amounts import (
+    APPROX_AFTER,
+    APPROX_BEFORE,
+    CEILING_AFTER,
+    CEILING_BEFORE,
+    FLOOR_AFTER,
+    FLOOR_BEFORE,
+    RANGE_WORDS,
+    TOTAL_WORDS,
+)
 from flows.choices import OTHER, names
 from flows.dates import DateProblem
 from flows.numbers import plain, to_major
@@ -231,13 +241,10 @@ def _negated_between(
 _NUMBER = r"\d[\d,.]*|[零〇一二两三四五六七八九十百千万亿点]+"
 _UNIT = r"\s*(?:亿|千万|百万|万|千|k|m|w|million|mn|bn)?"
 _AMOUNT = re.compile(
-    r"(?:不超过|最多|至多|不到|至少|起码|最少|超过|不少于|不低于|"
-    r"up to|at most|under|below|at least|over|more than|capped at|no more than|within)?\s*"
-    r"(?:大概|大约|约|估计|预计|差不多|将近|接近|about|around|approx(?:imately|\.)?|roughly|~)?\s*"
-    r"(?:rmb|cny|¥|￥)?\s*"
+    rf"(?<![a-z])(?:{CEILING_BEFORE}|{FLOOR_BEFORE})?\s*(?:{APPROX_BEFORE})?\s*(?:rmb|cny|¥|￥)?\s*"
     rf"(?:{_NUMBER}){_UNIT}\s*(?:多|余)?{_UNIT}"
-    rf"(?:\s*(?:-|–|—|~|～|到|至|to)\s*(?:rmb|cny|¥|￥)?\s*(?:{_NUMBER}){_UNIT})?"
-    r"\s*(?:元|块|rmb|yuan|cny)?\s*(?:左右|上下|以上|以内|出头|多|\+|or so|or more)?"
+    rf"(?:\s*(?:{RANGE_WORDS})\s*(?:rmb|cny|¥|￥)?\s*(?:{_NUMBER}){_UNIT})?"
+    rf"\s*(?:元|块|rmb|yuan|cny)?\s*(?:{APPROX_AFTER}|{FLOOR_AFTER}|{CEILING_AFTER}|多)?"
 )
 _AMOUNT_HAS_UNIT = re.compile(r"万|亿|千|k|m|w|million|mn|bn|元|块|rmb|yuan|cny|¥|￥")
 # About someone else's money or another time: 对手报了80万, 去年花了30万.
@@ -246,10 +253,8 @@ _NOT_OURS = re.compile(
 )
 # A price someone quoted, told as what they did: 金蝶报了95万, 金蝶那边报得低, Kingdee quoted.
 _THEIR_QUOTE = re.compile(r"报了|报得|报的|出价|\bquoted\b|\boffered\b")
-_TOTAL = re.compile(r"合计|总计|总共|一共|共计|in total|total")
-_HEDGE_BEFORE = re.compile(
-    r"(?:大概|大约|约|估计|预计|差不多|将近|接近|about|around|roughly)\S{0,3}\s*$"
-)
+_TOTAL = re.compile(TOTAL_WORDS)
+_HEDGE_BEFORE = re.compile(rf"(?:{APPROX_BEFORE})\S{{0,3}}\s*$")
 
 
 def _money(spec: FieldSpec, clauses: list[_Clause], ctx: _Context) -> Proposal | None:
