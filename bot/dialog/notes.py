@@ -22,7 +22,7 @@ from bot.dialog.writer import Html, escape
 from flows import engine
 from flows.extract import extract
 from flows.parsers import example
-from flows.playbook import FieldSpec
+from flows.periods import show_period
 from flows.reading import Valid, fold, has_words, says_unknown
 from storage.models import Deal
 from storage.notes import add_note
@@ -206,8 +206,7 @@ def show_card(turn: Turn, deal: Deal, *, edit: bool = False) -> None:
         rows.append([*row, Button(f"✖ {index}", _press(turn, DROP, index))])
     if "next_step" in state.draft:
         text, when = state.draft["next_step"]
-        day = turn.value(_WHEN, when)
-        lines.append(turn.text("note.next_step", text=text, when=day))
+        lines.append(turn.text("note.next_step", text=text, when=show_period(when, turn.lang)))
     new = sum(1 for _, _, old, _ in state.draft["items"] if old is None)
     if any(old is not None for _, _, old, _ in state.draft["items"]):
         lines.append(turn.text("note.conflicts_apart"))
@@ -225,9 +224,6 @@ def show_card(turn: Turn, deal: Deal, *, edit: bool = False) -> None:
 
 def _press(turn: Turn, action: str, index: int) -> str:
     return NoteCard(turn.state.seq, action, index).encode()
-
-
-_WHEN = FieldSpec(id="when", type="date", question={"zh": "", "en": ""})
 
 
 def card_button(turn: Turn, pressed: NoteCard) -> bool:
